@@ -137,6 +137,8 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
     """4x4 camera-to-world matrix of a camera at ``eye`` looking at ``target``."""
     eye = np.asarray(eye, dtype=np.float64)
     fwd = np.asarray(target, dtype=np.float64) - eye
+    if np.linalg.norm(fwd) < 1e-12:
+        raise CameraError("look_at: eye and target are the same point")
     fwd /= np.linalg.norm(fwd)
     right = np.cross(fwd, up)
     if np.linalg.norm(right) < 1e-9:
@@ -214,8 +216,8 @@ class CameraTrack:
             raise CameraError(f"camera track has {len(self.frames)} frames but {m.shape} matrices")
         if len(self.frames) == 0:
             raise CameraError("camera track has no frames")
-        if list(self.frames) != sorted(self.frames):
-            raise CameraError("camera track frames must be increasing")
+        if any(b <= a for a, b in zip(self.frames, self.frames[1:])):
+            raise CameraError("camera track frames must be strictly increasing (no repeats)")
         object.__setattr__(self, "cam_to_world", m)
 
     @classmethod

@@ -12,6 +12,24 @@ from pathlib import Path
 import numpy as np
 
 
+#: Key light direction (world, pointing from the scene towards the light) when the job gives none:
+#: high, from camera-left and slightly behind the camera. Effects read ``spec.params["light_dir"]``.
+DEFAULT_LIGHT_DIR = (-0.45, 0.8, 0.4)
+
+
+def light_direction(params: dict) -> np.ndarray:
+    """Unit world-space direction towards the key light, from the spec's params or the default."""
+    d = np.asarray(params.get("light_dir", DEFAULT_LIGHT_DIR), dtype=np.float64)
+    return d / np.linalg.norm(d)
+
+
+def sim_frames(start_frame: int | None, frames: list[int]) -> list[int]:
+    """The frames an element is simulated and rendered on: from its start frame to the plate's end.
+    Frames of the plate before the start get an empty element."""
+    start = frames[0] if start_frame is None else start_frame
+    return [f for f in range(min(start, frames[-1]), frames[-1] + 1)]
+
+
 @dataclass(frozen=True)
 class Anchor:
     """An element's place in the world: a point on (or above) the plate's surface, in metres.
@@ -84,3 +102,13 @@ def holdout_from_depth(element_z: np.ndarray, plate_z: np.ndarray, softness_m: f
     h[~np.isfinite(ez)] = 0.0
     h[~np.isfinite(pz)] = 0.0
     return h.astype(np.float32)
+
+
+def resolved_params(info, params: dict) -> dict:
+    """An effect's parameter values: each ``Param``'s default, overridden by the spec's ``params``.
+
+    ``info`` is the effect's ``EffectInfo``; validation of names and ranges happens earlier (jobs).
+    """
+    out = {p.name: p.default for p in info.params}
+    out.update({k: v for k, v in params.items() if k in out})
+    return out

@@ -1,0 +1,1 @@
+"""The built-in demo: a procedural plate with ground truth (camera, depth) and a reference image."""

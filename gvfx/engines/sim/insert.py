@@ -1,0 +1,233 @@
+"""The ``insert`` effect: a rigid object from ONE reference image, simulated as a sphere or box proxy on
+the plate's depth surface (gravity, bounce, no-slip rolling) and rendered as the reference cut-out
+facing the camera, turning in screen as it rolls, motion-blurred, with Z and holdout.
+
+Reference: an RGBA image (alpha used as is: OIIO reads PNG alpha as premultiplied), or an RGB image on
+a plain background, keyed automatically: the background colour is the median of a 2-pixel border, the
+matte a soft ramp of the (square-root encoded) colour distance to it, and the background is
+subtracted out of the edge pixels (premultiplied = image - (1 - alpha) * background).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gvfx.engines.base import EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, ProgressFn
+from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, resolved_params, sim_frames
+from gvfx.engines.sim.particles import frame_surface, read_entries, scene_ground, shutter_times
+from gvfx.errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EFFECTS", "simulate", "render", "load_cutout"]
+
+GRAVITY_MPS2 = 9.81
+KEY_LO, KEY_HI = 0.06, 0.16  # colour distance (sqrt-encoded) ramp of the automatic matte
+
+EFFECTS: dict[str, EffectInfo] = {
+    "insert": EffectInfo("insert", "an object from one reference image as a rigid sphere/box that falls, "
+                         "bounces and rolls on the plate's surface", (
+        Param("proxy", str, "sphere", "collision proxy of size_m (diameter / edge)", choices=("sphere", "box")),
+        Param("velocity_mps", tuple, (0.0, 0.0, 0.0), "initial velocity, world m/s"),
+        Param("restitution", float, 0.35, "bounciness (0..1)", 0.0, 1.0),
+        Param("friction", float, 0.3, "rolling (sphere) or sliding (box) resistance", 0.0, 1.0),
+        Param("substeps", int, 8, "simulation sub-steps per frame", 1, 32),
+    )),
+}
+
+
+def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCache,
+             progress: ProgressFn | None = None) -> None:
+    """Simulate the proxy from the start frame to the plate's end, one cache entry per frame."""
+    p = resolved_params(EFFECTS["insert"], spec.params)
+    _reference_path(spec)  # fail before any work
+    frames = sim_frames(spec.start_frame, ctx.frames)
+    fps = float(ctx.fps)
+    up = np.asarray(anchor.up, np.float64) / np.linalg.norm(anchor.up)
+    radius = 0.5 * float(anchor.size_m)
+    rolling = p["proxy"] == "sphere"
+    pos = np.asarray(anchor.point, np.float64) + np.asarray(anchor.normal, np.float64) * (radius + 1e-4)
+    vel = np.asarray(p["velocity_mps"], np.float64).copy()
+    omega = np.zeros(3)
+    spin = 0.0
+    asleep = False
+    sub = int(p["substeps"])
+    dt = 1.0 / (fps * sub)
+    e, mu = float(p["restitution"]), float(p["friction"])
+    decel = mu * GRAVITY_MPS2 * (0.2 if rolling else 1.0)
+    ground = scene_ground(ctx, frames[0], up)
+    for i, f in enumerate(frames):
+        surf = frame_surface(ctx, f, ground)
+        view_axis = ctx.camera.transform(float(f))[:3, 2]  # camera +Z (towards the viewer), world
+        track = np.empty((sub, 1, 3), np.float32)
+        spins = np.empty(sub, np.float64)
+        snap = {}
+        for k in range(sub):
+            track[k, 0] = pos
+            spins[k] = spin
+            if k == 0:
+                snap = dict(pos=pos.astype(np.float32), vel=vel.astype(np.float32), omega=omega.astype(np.float32),
+                            spin_rad=np.float64(spin), asleep=np.bool_(asleep), radius_m=np.float64(radius))
+            if asleep:
+                continue
+            vel = vel - up * GRAVITY_MPS2 * dt
+            new = pos + vel * dt
+            q = surf.query(new[None])
+            pd, sd = float(q.plane_distance[0]), float(q.signed_distance[0])
+            step = float(np.linalg.norm(new - pos))
+            contact = (np.isfinite(sd) and pd < radius
+                       and pd > -float(surf.thickness(q.depth_z)[0]) - step)
+            if contact:
+                n = q.normal[0]
+                new = new + (radius - pd) * n
+                vn = float(vel @ n)
+                if vn < 0:
+                    bounce = e if -vn > 4 * GRAVITY_MPS2 * dt else 0.0  # resting contact does not bounce
+                    vel = vel - (1.0 + bounce) * vn * n
+                vt = vel - float(vel @ n) * n
+                vt_len = float(np.linalg.norm(vt))
+                if vt_len > 0:
+                    vel = vel - vt * min(1.0, decel * dt / vt_len)
+                    vt = vel - float(vel @ n) * n
+                omega = np.cross(n, vt) / radius if rolling else np.zeros(3)
+                if float(np.linalg.norm(vel)) < 0.02 and abs(float(vel @ n)) < 2 * GRAVITY_MPS2 * dt:
+                    vel[:] = 0.0
+                    omega[:] = 0.0
+                    asleep = True
+            pos = new
+            spin += float(omega @ view_axis) * dt
+        cache.write(f, track=track, track_alive=np.ones((sub, 1), bool), spin_track=spins, **snap)
+        if progress is not None:
+            progress(i + 1, len(frames), f"insert frame {f}")
+
+
+def _reference_path(spec: ElementSpec) -> Path:
+    if spec.reference is None:
+        raise InputError("the insert effect needs a reference image", hint="set the element's reference field "
+                         "to an RGBA PNG (or RGB on a plain background)")
+    path = Path(spec.reference)
+    if not path.is_file():
+        raise InputError("reference image not found", path=path, hint="check the path in the job's reference field")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _cutout_cached(path: str, mtime: float) -> np.ndarray:
+    from gvfx.engines.sim import look
+
+    img = look.load_reference_rgb(path, field="reference")
+    return key_reference(img)
+
+
+def load_cutout(path: str | Path) -> np.ndarray:
+    """(H, W, 4) float32 premultiplied ACEScg cut-out of a reference image (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("reference image not found", path=p, hint="check the path in the job's reference field")
+    return _cutout_cached(str(p), p.stat().st_mtime)
+
+
+def key_reference(img: np.ndarray) -> np.ndarray:
+    """(H, W, 4) premultiplied cut-out from (H, W, 3|4) ACEScg: RGBA kept, RGB keyed off its border colour."""
+    img = np.asarray(img, np.float32)
+    if img.shape[-1] == 4:
+        return np.ascontiguousarray(img)
+    enc = np.sqrt(np.maximum(img, 0.0))
+    border = np.concatenate([enc[:2].reshape(-1, 3), enc[-2:].reshape(-1, 3), enc[:, :2].reshape(-1, 3),
+                             enc[:, -2:].reshape(-1, 3)])
+    bg_enc = np.median(border, axis=0)
+    dist = np.linalg.norm(enc - bg_enc, axis=-1)
+    a = np.clip((dist - KEY_LO) / (KEY_HI - KEY_LO), 0.0, 1.0)
+    a = a * a * (3 - 2 * a)
+    bg = bg_enc ** 2
+    rgb = np.maximum(img - (1.0 - a)[..., None] * bg, 0.0) * (a > 0)[..., None]
+    return np.concatenate([rgb, a[..., None]], axis=-1).astype(np.float32)
+
+
+def _empty(ctx: PlateContext) -> ElementFrame:
+    h, w = ctx.height, ctx.width
+    return ElementFrame(np.zeros((h, w, 4), np.float32), np.full((h, w), np.inf, np.float32),
+                        np.zeros((h, w), np.float32))
+
+
+def _sample(entries: dict[int, dict], t: float) -> tuple[np.ndarray, float]:
+    """Centre (3,) and screen spin (radians) at sub-frame time ``t`` from the cached tracks."""
+    keys = sorted(entries)
+    e = min(max(int(np.floor(t)), keys[0]), keys[-1])
+    d = entries[e]
+    kk = d["track"].shape[0]
+    x = min(max((t - e) * kk, 0.0), kk)
+    k = min(int(np.floor(x)), kk - 1)
+    w = x - k
+    a, sa = d["track"][k, 0].astype(np.float64), float(d["spin_track"][k])
+    if k + 1 < kk:
+        b, sb = d["track"][k + 1, 0], float(d["spin_track"][k + 1])
+    elif e + 1 in entries:
+        b, sb = entries[e + 1]["track"][0, 0], float(entries[e + 1]["spin_track"][0])
+    else:
+        return a, sa
+    return a + (b.astype(np.float64) - a) * w, sa + (sb - sa) * w
+
+
+def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache) -> ElementFrame:
+    """The cut-out at the proxy's place, perspective-scaled, screen-rotated, motion-blurred, held out."""
+    frames = sim_frames(spec.start_frame, ctx.frames)
+    if frame < frames[0] or not cache.has(frame):
+        return _empty(ctx)
+    ref = load_cutout(_reference_path(spec))
+    times = shutter_times(spec, frame)
+    entries = read_entries(cache, times)
+    radius = float(entries[frame]["radius_m"])
+    sphere = resolved_params(EFFECTS["insert"], spec.params)["proxy"] == "sphere"
+    h, w = ctx.height, ctx.width
+    acc = np.zeros((h, w, 4), np.float64)
+    zbuf = np.full((h, w), np.inf, np.float64)
+    rh, rw = ref.shape[:2]
+    for t in times:
+        centre, spin = _sample(entries, float(t))
+        uv, zc = ctx.camera.project_world(centre[None], float(t))
+        zc = float(zc[0])
+        if zc <= radius * 0.5:
+            continue
+        fx = ctx.camera.camera_at(float(t)).fx
+        half_px = radius / zc * fx  # half the longer side of the reference, in pixels
+        scale = max(rw, rh) / (2.0 * half_px)  # reference pixels per screen pixel
+        u0, v0 = uv[0]
+        reach = half_px * 1.5 + 1
+        x0, x1 = int(max(np.floor(u0 - reach), 0)), int(min(np.ceil(u0 + reach), w))
+        y0, y1 = int(max(np.floor(v0 - reach), 0)), int(min(np.ceil(v0 + reach), h))
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64) + 0.5
+        dx, dy_up = xx - u0, -(yy - v0)
+        c, s = np.cos(-spin), np.sin(-spin)  # undo the object's rotation
+        lx, ly_up = c * dx - s * dy_up, s * dx + c * dy_up
+        sample = _bilinear(ref, lx * scale + rw / 2.0, -ly_up * scale + rh / 2.0)
+        acc[y0:y1, x0:x1] += sample / len(times)
+        rho = np.hypot(dx, dy_up) / half_px
+        zs = zc - radius * np.sqrt(np.clip(1 - rho * rho, 0, 1)) if sphere else np.full_like(rho, zc - radius)
+        zs = np.where(sample[..., 3] > 0, zs, np.inf)
+        zbuf[y0:y1, x0:x1] = np.minimum(zbuf[y0:y1, x0:x1], zs)
+    rgba = acc.astype(np.float32)
+    z = np.where(rgba[..., 3] > 0, zbuf, np.inf).astype(np.float32)
+    f = int(min(max(frame, ctx.frames[0]), ctx.frames[-1]))
+    return ElementFrame(rgba, z, holdout_from_depth(z, ctx.depth(f)))
+
+
+def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample (H, W, C) at continuous pixel coordinates (pixel centres at i + 0.5); 0 outside."""
+    h, w = img.shape[:2]
+    fx, fy = x - 0.5, y - 0.5
+    ix, iy = np.floor(fx).astype(np.intp), np.floor(fy).astype(np.intp)
+    tx, ty = (fx - ix)[..., None], (fy - iy)[..., None]
+    pad = np.pad(img, ((1, 1), (1, 1), (0, 0)))
+    ix = np.clip(ix + 1, 0, w)
+    iy = np.clip(iy + 1, 0, h)
+    inside = ((fx > -1) & (fx < w) & (fy > -1) & (fy < h))[..., None]
+    out = (pad[iy, ix] * (1 - tx) * (1 - ty) + pad[iy, ix + 1] * tx * (1 - ty)
+           + pad[iy + 1, ix] * (1 - tx) * ty + pad[iy + 1, ix + 1] * tx * ty)
+    return np.where(inside, out, 0.0)

@@ -1,0 +1,341 @@
+"""Particle effects of the sim engine: sparks, debris, dust, rain and snow.
+
+Simulation: a fixed pool of particles (see ``emitters.py``) integrated with sub-steps (gravity, drag
+towards wind + smooth turbulence), colliding with the plate's depth surface of the frame being
+simulated (bounce, friction, sleep; rain drops die and spawn splash droplets). Each frame's cache
+entry holds the state at the frame and a sub-frame track of positions to the next frame, so a frame
+renders with motion blur from the cache alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from gvfx.engines.base import ElementFrame, ElementSpec, PlateContext, ProgressFn
+from gvfx.engines.sim import splat
+from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, light_direction, resolved_params, sim_frames
+from gvfx.engines.sim.emitters import EFFECTS, GRAVITY_MPS2, Particles, Turbulence, emit
+from gvfx.errors import DepthError
+from gvfx.surface import DepthSurface, Plane, fit_ground_plane, unproject_depth
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EFFECTS", "simulate", "render"]
+
+#: Sparks end their life at this temperature (a dull red).
+SPARK_COLD_K = 900.0
+
+
+def _plate_frame(ctx: PlateContext, frame: int) -> int:
+    return int(min(max(frame, ctx.frames[0]), ctx.frames[-1]))
+
+
+def scene_ground(ctx: PlateContext, frame: int, up: np.ndarray) -> Plane | None:
+    """The plate's ground plane (world) from one frame's depth, or None when there is none to fit."""
+    f = _plate_frame(ctx, frame)
+    pts = unproject_depth(ctx.depth(f), ctx.camera.camera_at(f), ctx.camera.transform(f), stride=4)
+    try:
+        return fit_ground_plane(pts, up)
+    except DepthError as exc:
+        log.info("no ground plane in the plate depth (%s): off-screen particles do not collide", exc)
+        return None
+
+
+def frame_surface(ctx: PlateContext, frame: int, ground: Plane | None) -> DepthSurface:
+    """The depth surface of a frame (plate frames outside the range hold the nearest frame)."""
+    f = _plate_frame(ctx, frame)
+    return DepthSurface(ctx.depth(f), ctx.camera.camera_at(f), ctx.camera.transform(f), ground=ground)
+
+
+def _alive(parts: Particles, t: float, fps: float) -> np.ndarray:
+    age = (t - parts.birth) / fps
+    return (parts.birth <= t + 1e-9) & (age < parts.life_s) & ~parts.dead
+
+
+def _step(effect: str, p: dict, parts: Particles, act: np.ndarray, t: float, dt: float, fps: float, sub: int,
+          surf: DepthSurface, turb: Turbulence, gravity: np.ndarray) -> None:
+    """Advance the active particles ``act`` (indices) by ``dt`` seconds and resolve collisions."""
+    if act.size == 0:
+        return
+    drag = float(p["drag"])
+    x = parts.pos[act]
+    wind = np.asarray(p["wind_mps"], np.float64) + turb(x, t / fps)
+    v = (parts.vel[act] + dt * (gravity + drag * wind)) / (1.0 + drag * dt)
+    x_new = x + v * dt
+    q = surf.query(x_new)
+    step = np.linalg.norm(x_new - x, axis=1)
+    with np.errstate(invalid="ignore"):
+        hit = (q.signed_distance < 0) & (-q.plane_distance <= surf.thickness(q.depth_z) + step)
+    hit &= np.isfinite(q.signed_distance)
+    parts.rot[act] += parts.spin_rps[act] * dt
+    if hit.any():
+        h = np.flatnonzero(hit)
+        n = q.normal[h]
+        push = np.maximum(-q.plane_distance[h], 0.0) + 1e-4
+        x_new[h] += push[:, None] * n
+        ids = act[h]
+        if effect == "rain":
+            parts.dead[ids] = True
+            drops = ids[parts.kind[ids] == 0]
+            k = parts.splash_dirs.shape[1] if "splash_count" in p and int(p["splash_count"]) > 0 else 0
+            if k and drops.size:
+                _splash(parts, drops, x_new[h][parts.kind[ids] == 0], n[parts.kind[ids] == 0], t + 1.0 / sub, k)
+        else:
+            vv = v[h]
+            vn = np.einsum("ij,ij->i", vv, n)
+            into = np.minimum(vn, 0.0)
+            e = float(p["restitution"])
+            vv = vv - (1.0 + e) * into[:, None] * n
+            vt = vv - np.einsum("ij,ij->i", vv, n)[:, None] * n
+            vt_len = np.linalg.norm(vt, axis=1)
+            cut = float(p["friction"]) * (1.0 + e) * np.abs(into) + float(p["friction"]) * GRAVITY_MPS2 * dt
+            scale = np.where(vt_len > 0, np.maximum(0.0, 1.0 - cut / np.maximum(vt_len, 1e-12)), 0.0)
+            vv = vv - vt * (1.0 - scale)[:, None]
+            sleepy = np.linalg.norm(vv, axis=1) < 3.0 * GRAVITY_MPS2 * dt
+            vv[sleepy] = 0.0
+            v[h] = vv
+            parts.asleep[ids[sleepy]] = True
+            parts.spin_rps[ids] *= 0.8
+            parts.spin_rps[ids[sleepy]] = 0.0
+    parts.pos[act] = x_new
+    parts.vel[act] = v
+
+
+def _splash(parts: Particles, drops: np.ndarray, where: np.ndarray, normal: np.ndarray, t: float, k: int) -> None:
+    """Wake the k splash droplets of each drop that hit: short-lived, thrown up and out of the surface."""
+    n_main = parts.splash_dirs.shape[0]
+    slots = n_main + drops[:, None] * k + np.arange(k)[None]
+    d = parts.splash_dirs[drops, :k]  # (M, k, 3)
+    dn = np.einsum("mkj,mj->mk", d, normal)
+    d = d - 2.0 * np.minimum(dn, 0.0)[..., None] * normal[:, None]  # into the hemisphere over the surface
+    d = d + 1.5 * normal[:, None]
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    speed = 1.2 + 0.8 * np.abs(dn)
+    parts.pos[slots] = where[:, None] + normal[:, None] * 0.003
+    parts.vel[slots] = d * speed[..., None]
+    parts.birth[slots] = t
+
+
+def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCache,
+             progress: ProgressFn | None = None) -> None:
+    """Simulate the shot from the element's start to the plate's last frame, one cache entry a frame."""
+    p = resolved_params(EFFECTS[spec.effect], spec.params)
+    frames = sim_frames(spec.start_frame, ctx.frames)
+    fps = float(ctx.fps)
+    rng = np.random.default_rng(spec.seed)
+    up = np.asarray(anchor.up, np.float64) / np.linalg.norm(anchor.up)
+    parts = emit(spec.effect, p, spec, ctx, anchor, frames[0], rng)
+    turb = Turbulence(rng, float(p["turbulence_mps"]), float(p["turbulence_scale_m"]))
+    sub = int(p["substeps"])
+    dt = 1.0 / (fps * sub)
+    gravity = -up * GRAVITY_MPS2
+    ground = scene_ground(ctx, frames[0], up)
+    n = len(parts.birth)
+    log.info("%s: %d particles over %d frames, %d sub-steps", spec.effect, n, len(frames), sub)
+    for i, f in enumerate(frames):
+        surf = frame_surface(ctx, f, ground)
+        track = np.empty((sub, n, 3), np.float32)
+        track_alive = np.empty((sub, n), bool)
+        snap: dict[str, np.ndarray] = {}
+        for k in range(sub):
+            t = f + k / sub
+            alive = _alive(parts, t, fps)
+            track[k] = parts.pos
+            track_alive[k] = alive
+            if k == 0:
+                snap = _snapshot(spec.effect, p, parts, alive, t, fps)
+            _step(spec.effect, p, parts, np.flatnonzero(alive & ~parts.asleep), t, dt, fps, sub, surf, turb, gravity)
+        cache.write(f, track=track, track_alive=track_alive, **snap)
+        if progress is not None:
+            progress(i + 1, len(frames), f"{spec.effect} frame {f}")
+
+
+def _snapshot(effect: str, p: dict, parts: Particles, alive: np.ndarray, t: float, fps: float) -> dict:
+    age = np.where(parts.birth <= t + 1e-9, (t - parts.birth) / fps, -1.0)
+    out = dict(pos=parts.pos.astype(np.float32), vel=parts.vel.astype(np.float32), age_s=age.astype(np.float32),
+               alive=alive.copy(), asleep=parts.asleep.copy(), life_s=parts.life_s.astype(np.float32),
+               size_m=parts.size_m.astype(np.float32), kind=parts.kind.copy(), birth=parts.birth.copy(),
+               rot=parts.rot.astype(np.float32), axis=parts.axis.astype(np.float32))
+    if effect == "sparks":
+        out["temperature_K"] = spark_temperature(age, parts.life_s, float(p["temperature_K"])).astype(np.float32)
+    return out
+
+
+def spark_temperature(age_s: np.ndarray, life_s: np.ndarray, hot_K: float) -> np.ndarray:
+    """Temperature over a spark's life: exponential cooling from ``hot_K`` to SPARK_COLD_K at death."""
+    a = np.clip(np.asarray(age_s) / np.asarray(life_s), 0.0, 1.0)
+    return SPARK_COLD_K * (hot_K / SPARK_COLD_K) ** (1.0 - a)
+
+
+def _empty(ctx: PlateContext) -> ElementFrame:
+    h, w = ctx.height, ctx.width
+    return ElementFrame(np.zeros((h, w, 4), np.float32), np.full((h, w), np.inf, np.float32),
+                        np.zeros((h, w), np.float32))
+
+
+def shutter_times(spec: ElementSpec, frame: int) -> np.ndarray:
+    """Sub-frame sample times centred on ``frame`` over ``spec.shutter_frames``."""
+    s = max(1, int(spec.motion_samples)) if spec.shutter_frames > 0 else 1
+    if s == 1:
+        return np.array([float(frame)])
+    return frame + spec.shutter_frames * (np.linspace(0.0, 1.0, s) - 0.5)
+
+
+def sample_track(entries: dict[int, dict], t: float, key: str = "track") -> tuple[np.ndarray, np.ndarray]:
+    """Positions (N, 3) and alive flags (N,) at sub-frame time ``t`` from cached sub-frame tracks (linear
+    between track samples; held at the ends of the cached range)."""
+    keys = sorted(entries)
+    e = int(np.floor(t))
+    if e < keys[0]:
+        d = entries[keys[0]]
+        return d[key][0].astype(np.float64), d[key + "_alive"][0]
+    if e > keys[-1]:
+        d = entries[keys[-1]]
+        return d[key][-1].astype(np.float64), d[key + "_alive"][-1]
+    d = entries[e]
+    kk = d[key].shape[0]
+    x = (t - e) * kk
+    k = min(int(np.floor(x)), kk - 1)
+    w = x - k
+    a, aa = d[key][k].astype(np.float64), d[key + "_alive"][k]
+    if w <= 1e-9:
+        return a, aa
+    if k + 1 < kk:
+        b, ba = d[key][k + 1], d[key + "_alive"][k + 1]
+    elif e + 1 in entries:
+        b, ba = entries[e + 1][key][0], entries[e + 1][key + "_alive"][0]
+    else:
+        return a, aa
+    return a + (b.astype(np.float64) - a) * w, aa & ba
+
+
+def read_entries(cache: SimCache, times: np.ndarray) -> dict[int, dict]:
+    """The cache entries a set of sample times needs (each time's frame and the next one)."""
+    need = range(int(np.floor(times.min())), int(np.floor(times.max())) + 2)
+    return {f: cache.read(f) for f in need if cache.has(f)}
+
+
+def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache) -> ElementFrame:
+    """Render one frame from the cache through the plate camera, motion-blurred over the shutter."""
+    frames = sim_frames(spec.start_frame, ctx.frames)
+    if frame < frames[0] or not cache.has(frame):
+        return _empty(ctx)
+    p = resolved_params(EFFECTS[spec.effect], spec.params)
+    fps = float(ctx.fps)
+    times = shutter_times(spec, frame)
+    entries = read_entries(cache, times)
+    base = entries[frame]
+    samples = [sample_track(entries, float(t)) for t in times]
+    valid = np.stack([s[1] for s in samples])
+    keep = np.flatnonzero(valid.any(axis=0))
+    pos = np.stack([s[0][keep] for s in samples])  # (S, M, 3)
+    valid = valid[:, keep]
+    uv = np.empty(pos.shape[:2] + (2,))
+    z = np.empty(pos.shape[:2])
+    for i, t in enumerate(times):
+        uv[i], z[i] = ctx.camera.project_world(pos[i], float(t))
+    attrs = {k: base[k][keep] for k in ("birth", "life_s", "size_m", "kind", "rot", "axis")}
+    age = (times[:, None] - attrs["birth"][None]) / fps
+    fx = np.array([ctx.camera.camera_at(float(t)).fx for t in times])[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        radius_px = attrs["size_m"][None] * 0.5 / z * fx
+    rgb, alpha, radius_px, angle, aspect = _appearance(spec, p, ctx, times, age, attrs, radius_px)
+    sp = splat.streaks(uv, z, rgb, alpha, radius_px, valid, angle, aspect)
+    rgba, zbuf = splat.rasterize(sp, ctx.width, ctx.height, emissive=spec.effect == "sparks")
+    holdout = holdout_from_depth(zbuf, ctx.depth(_plate_frame(ctx, frame)))
+    return ElementFrame(rgba, zbuf, holdout)
+
+
+def _appearance(spec: ElementSpec, p: dict, ctx: PlateContext, times: np.ndarray, age: np.ndarray, attrs: dict,
+                radius_px: np.ndarray):
+    """Per-sample colour (S, M, 3), alpha, radius and optional quad angle/aspect of each effect."""
+    effect = spec.effect
+    s, m = age.shape
+    life = attrs["life_s"][None]
+    a = np.clip(age / life, 0.0, 1.0)
+    intensity = float(p["intensity"])
+    angle = aspect = None
+    if effect == "sparks":
+        hot = float(p["temperature_K"])
+        temp = spark_temperature(age, attrs["life_s"][None], hot)
+        hue = _spark_colour(spec, temp, hot)
+        rgb = hue * (intensity * (temp / hot) ** 3)[..., None]
+        alpha = np.ones((s, m))
+        radius_px = np.maximum(radius_px, 0.35)
+    elif effect == "debris":
+        rgb, angle, aspect = _debris_shading(spec, p, ctx, times, attrs)
+        alpha = np.ones((s, m))
+        radius_px = np.maximum(radius_px, 0.5)
+    elif effect == "dust":
+        light = light_direction(spec.params)
+        lit = 0.55 + 0.45 * max(0.0, float(light[1]))
+        rgb = np.broadcast_to(np.array([0.32, 0.29, 0.25]) * intensity * lit, (s, m, 3))
+        alpha = 0.12 * np.sin(np.pi * a)
+        radius_px = radius_px * (1.0 + 3.0 * a)
+    elif effect == "rain":
+        col = np.where(attrs["kind"][None, :, None] == 1, np.array([0.7, 0.72, 0.75]), np.array([0.55, 0.6, 0.66]))
+        rgb = np.broadcast_to(col * intensity, (s, m, 3))
+        alpha = np.where(attrs["kind"][None] == 1, 0.5, 0.6) * np.ones((s, 1))
+        radius_px = np.maximum(radius_px, 0.4)
+    else:  # snow
+        rgb = np.broadcast_to(np.array([0.9, 0.92, 0.95]) * intensity, (s, m, 3))
+        alpha = 0.85 * np.ones((s, m))
+        radius_px = np.maximum(radius_px, 0.5)
+    return np.asarray(rgb, np.float64), alpha, radius_px, angle, aspect
+
+
+_LOOK_CACHE: dict[str, object] = {}
+
+
+def _spark_colour(spec: ElementSpec, temp: np.ndarray, hot_K: float) -> np.ndarray:
+    """Blackbody hue of each temperature, or the emission ramp fitted to the spec's reference photo."""
+    from gvfx.engines.sim import look
+
+    if spec.reference is not None:
+        key = str(spec.reference)
+        if key not in _LOOK_CACHE:
+            _LOOK_CACHE[key] = look.fit_look(look.load_reference_rgb(spec.reference))
+        ramp = _LOOK_CACHE[key]
+        col = ramp.emission((temp - SPARK_COLD_K) / (hot_K - SPARK_COLD_K))
+        lum = np.maximum(look.luminance(col), 1e-6)
+        return np.asarray(col, np.float64) / lum[..., None]
+    grid = np.linspace(SPARK_COLD_K * 0.9, max(hot_K, SPARK_COLD_K) * 1.1, 256)
+    lut = np.asarray(look.blackbody_rgb(grid), np.float64)  # a table: Planck per sample is slow
+    t = np.asarray(temp, np.float64)
+    return np.stack([np.interp(t, grid, lut[:, c]) for c in range(3)], axis=-1)
+
+
+def _rodrigues(v: np.ndarray, axis: np.ndarray, ang: np.ndarray) -> np.ndarray:
+    c, s = np.cos(ang)[..., None], np.sin(ang)[..., None]
+    return v * c + np.cross(axis, v) * s + axis * np.einsum("...i,...i->...", axis, v)[..., None] * (1 - c)
+
+
+def _debris_shading(spec: ElementSpec, p: dict, ctx: PlateContext, times: np.ndarray, attrs: dict):
+    """Tumbling flat chunks: normal and screen quad from each chunk's rotation, lit by the key light."""
+    axis = attrs["axis"].astype(np.float64)
+    e1 = np.cross(axis, np.where(np.abs(axis[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 0, 1.0]]))
+    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    e2 = np.cross(axis, e1)
+    # Edges tilted off the spin axis so the chunk's outline changes as it tumbles.
+    a_vec = (e1 + 0.6 * axis) / np.linalg.norm(e1 + 0.6 * axis, axis=1, keepdims=True)
+    b_vec = e2
+    rot = attrs["rot"].astype(np.float64)
+    light = np.asarray(p.get("light_dir"), np.float64)
+    light = light / np.linalg.norm(light)
+    albedo = np.asarray(p["albedo"], np.float64) * float(p["intensity"])
+    rgbs, angles, aspects = [], [], []
+    for t in times:
+        ea = _rodrigues(a_vec, axis, rot)
+        eb = _rodrigues(b_vec, axis, rot)
+        nrm = np.cross(ea, eb)
+        shade = 0.25 + 0.75 * np.abs(nrm @ light)
+        rgbs.append(albedo[None] * shade[:, None])
+        r = ctx.camera.world_to_camera(float(t))[:3, :3]
+        sa, sb = ea @ r.T, eb @ r.T
+        angles.append(np.arctan2(-sa[:, 1], sa[:, 0]))
+        la = np.hypot(sa[:, 0], sa[:, 1])
+        lb = np.abs(sa[:, 0] * sb[:, 1] - sa[:, 1] * sb[:, 0]) / np.maximum(la, 1e-6)
+        aspects.append(np.clip(lb / np.maximum(la, 1e-6), 0.15, 1.0))
+    return np.stack(rgbs), np.stack(angles), np.stack(aspects)

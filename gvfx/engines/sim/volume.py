@@ -1,0 +1,265 @@
+"""The sim engine's volume family: smoke, fire and explosion, simulated on a voxel grid above the
+anchor (``fluid.py``), cached per frame, and ray-marched through the plate camera (``raymarch.py``).
+
+The grid is an axis-aligned world box whose floor sits on the anchor point, centred on it in X/Z;
+its size comes from ``anchor.size_m`` times the effect's box proportions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gvfx.engines.base import EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, ProgressFn
+from gvfx.engines.sim.common import Anchor, SimCache, light_direction, resolved_params, sim_frames
+from gvfx.engines.sim.fluid import FluidParams, FluidSim, cell_to_face
+from gvfx.engines.sim.look import Look, default_look, fit_look, load_reference_rgb
+from gvfx.engines.sim.raymarch import MarchSettings, VolumeBox, light_transmittance, march
+
+log = logging.getLogger(__name__)
+
+#: Box proportions (x, y, z) in units of ``size_m``.
+_BOX = {"smoke": (1.0, 2.0, 1.0), "fire": (1.0, 2.0, 1.0), "explosion": (2.0, 2.0, 2.0)}
+
+
+def _common_params(res: int, buoy: float, vort: float, diss: float, cool: float, dens: float,
+                   emis: float, preroll: int) -> tuple[Param, ...]:
+    return (
+        Param("resolution", int, res, "voxels along the box's longest axis", 8, 256),
+        Param("substeps", int, 2, "solver steps per frame", 1, 16),
+        Param("preroll_frames", int, preroll, "frames simulated before the start frame", 0, 200),
+        Param("buoyancy", float, buoy, "lift per unit temperature (m/s^2)", 0.0, 100.0),
+        Param("vorticity", float, vort, "vorticity confinement (swirl detail)", 0.0, 20.0),
+        Param("dissipation", float, diss, "smoke density fade (1/s)", 0.0, 10.0),
+        Param("cooling", float, cool, "temperature decay (1/s)", 0.0, 20.0),
+        Param("wind", tuple, (0.0, 0.0, 0.0), "wind velocity, world m/s (x, y, z)"),
+        Param("density_scale", float, dens, "smoke extinction per unit density per metre", 0.0, 1000.0),
+        Param("emission_scale", float, emis, "exposure of the flame emission (linear)", 0.0, 1000.0),
+        Param("flame_opacity", float, 6.0, "extinction of hot gas per metre (alpha of flames)", 0.0, 1000.0),
+        Param("light_dir", tuple, (-0.45, 0.8, 0.4), "world direction towards the key light"),
+        Param("light_intensity", float, 1.0, "key light radiance on the smoke", 0.0, 100.0),
+        Param("ambient", float, 0.25, "ambient light on the smoke", 0.0, 100.0),
+        Param("source_radius", float, 0.3, "emitter radius as a fraction of size_m", 0.01, 1.0),
+    )
+
+
+EFFECTS: dict[str, EffectInfo] = {
+    "smoke": EffectInfo("smoke", "a rising smoke plume from the anchor",
+                        _common_params(56, 3.0, 2.5, 0.15, 0.8, 6.0, 0.0, 12)),
+    "fire": EffectInfo("fire", "licking flames rising from the anchor, with smoke above",
+                       _common_params(56, 6.0, 4.0, 0.25, 2.2, 8.0, 4.0, 12)),
+    "explosion": EffectInfo("explosion", "a fireball bursting from the anchor at the start frame",
+                            _common_params(56, 3.0, 2.5, 0.15, 1.2, 10.0, 6.0, 0)
+                            + (Param("expansion", float, 25.0, "divergence of the blast pulse (1/s)", 0.0, 500.0),
+                               Param("pulse_s", float, 0.12, "duration of the blast pulse (s)", 0.0, 2.0))),
+}
+
+
+def grid_layout(effect: str, anchor: Anchor, resolution: int) -> VolumeBox:
+    """The sim box for ``effect`` at ``anchor``: floor on the anchor point, centred in X/Z; cell counts
+    even (multigrid) with ``resolution`` along the longest axis."""
+    prop = np.asarray(_BOX[effect], dtype=np.float64)
+    longest = float(prop.max()) * anchor.size_m
+    voxel = longest / resolution
+    shape = tuple(int(max(8, 4 * round(resolution * p / prop.max() / 4))) for p in prop)
+    extent = voxel * np.asarray(shape, dtype=np.float64)
+    p = np.asarray(anchor.point, dtype=np.float64)
+    box_min = np.array([p[0] - extent[0] / 2, p[1], p[2] - extent[2] / 2])
+    return VolumeBox(box_min, voxel, shape)
+
+
+def _source_mask(sim: FluidSim, box: VolumeBox, centre_vox: np.ndarray, radius_vox: float,
+                 height_vox: float | None) -> torch.Tensor:
+    """A disc on the floor (``height_vox`` thick) or a ball (``height_vox`` None), soft-edged, 0..1."""
+    nx, ny, nz = sim.shape
+    axes = [torch.arange(n, dtype=torch.float32) + 0.5 for n in (nx, ny, nz)]
+    x, y, z = torch.meshgrid(*axes, indexing="ij")
+    cx, cy, cz = (float(c) for c in centre_vox)
+    if height_vox is None:
+        r = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
+        return torch.clamp(radius_vox - r + 0.5, 0.0, 1.0)
+    r = torch.sqrt((x - cx) ** 2 + (z - cz) ** 2)
+    return torch.clamp(radius_vox - r + 0.5, 0.0, 1.0) * (y < height_vox).float()
+
+
+def _noise(gen: torch.Generator, shape: tuple[int, int, int], cells: int = 4) -> torch.Tensor:
+    """Smooth 0..1 value noise (one random value per ``cells`` voxels, trilinear) from ``gen``."""
+    coarse = [max(2, n // cells + 1) for n in shape]
+    r = torch.rand((1, 1, *coarse), generator=gen)
+    return F.interpolate(r, size=shape, mode="trilinear", align_corners=True)[0, 0]
+
+
+def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCache,
+             progress: ProgressFn | None = None, device: str = "cpu") -> None:
+    """Simulate ``spec.effect`` from the start frame to the last plate frame, writing per frame
+    ``density`` and ``temperature`` (float16, cell-centred) plus the box placement to ``cache``."""
+    info = EFFECTS[spec.effect]
+    prm = resolved_params(info, spec.params)
+    frames = sim_frames(spec.start_frame, ctx.frames)
+    box = grid_layout(spec.effect, anchor, int(prm["resolution"]))
+    fp = FluidParams(buoyancy=float(prm["buoyancy"]), vorticity=float(prm["vorticity"]),
+                     density_dissipation=float(prm["dissipation"]), cooling=float(prm["cooling"]),
+                     wind_mps=tuple(float(x) for x in prm["wind"]))
+    sim = FluidSim(box.shape, box.voxel_m, fp, device=device)
+    gen = torch.Generator(device="cpu").manual_seed(int(spec.seed))
+    substeps = int(prm["substeps"])
+    dt = 1.0 / (ctx.fps * substeps)
+    radius_vox = float(prm["source_radius"]) * anchor.size_m / box.voxel_m
+    centre = np.array([box.shape[0] / 2, 0.0, box.shape[2] / 2])
+    if spec.effect == "explosion":
+        centre[1] = radius_vox * 1.1
+        mask = _source_mask(sim, box, centre, radius_vox, None).to(sim.device)
+    else:
+        mask = _source_mask(sim, box, centre, radius_vox, max(2.0, 0.06 * box.shape[1])).to(sim.device)
+    inflow = 0.6 * anchor.size_m  # m/s upward at the emitter
+    preroll = 0 if spec.effect == "explosion" else int(prm["preroll_frames"])
+    total = preroll + len(frames)
+    for n in range(total):
+        for _ in range(substeps):
+            noise = _noise(gen, box.shape).to(sim.device)
+            _emit(spec.effect, sim, mask, noise, inflow, prm)
+            sim.step(dt)
+        if n >= preroll:
+            frame = frames[n - preroll]
+            cache.write(frame, density=sim.density.cpu().numpy().astype(np.float16),
+                        temperature=sim.temperature.cpu().numpy().astype(np.float16),
+                        box_min=np.asarray(box.box_min, np.float64), voxel_m=np.float64(box.voxel_m),
+                        shape=np.asarray(box.shape, np.int64))
+            if progress is not None:
+                progress(n - preroll + 1, len(frames), f"{spec.name}: simulated frame {frame}")
+    log.info("%s: simulated %d frames on %s grid (%d CG iterations last step)", spec.name, len(frames),
+             box.shape, sim.last_cg_iterations)
+
+
+def _emit(effect: str, sim: FluidSim, mask: torch.Tensor, noise: torch.Tensor, inflow: float, prm: dict) -> None:
+    """Inject this step's source: fuel/heat/smoke and upward inflow, or the explosion's pulse."""
+    if effect == "explosion":
+        if sim.time_s < float(prm["pulse_s"]):
+            sim.expansion = mask * float(prm["expansion"]) * (0.7 + 0.6 * noise)
+            sim.fuel = torch.maximum(sim.fuel, mask * 1.5 * (0.6 + 0.8 * noise))
+            sim.temperature = torch.maximum(sim.temperature, mask * (0.7 + 0.6 * noise))
+            sim.density = torch.maximum(sim.density, mask * 0.3 * noise)
+        else:
+            sim.expansion = torch.zeros_like(sim.expansion)
+        return
+    flick = mask * (0.3 + 1.2 * noise ** 2)
+    if effect == "fire":
+        sim.fuel = torch.maximum(sim.fuel, 0.8 * flick)
+        sim.temperature = torch.maximum(sim.temperature, 0.45 * flick)
+    else:
+        sim.density = torch.maximum(sim.density, 0.6 * flick)
+        sim.temperature = torch.maximum(sim.temperature, 0.25 * flick)
+    target = cell_to_face(flick * inflow, 1)
+    sim.v = torch.where(target > sim.v, target, sim.v)
+
+
+def _look(spec: ElementSpec) -> Look:
+    look = default_look(spec.effect)
+    if spec.reference is not None:
+        look = fit_look(load_reference_rgb(spec.reference)[..., :3], base=look)
+    return look
+
+
+def _settings(spec: ElementSpec, prm: dict, look: Look) -> MarchSettings:
+    light = float(prm["light_intensity"]) * np.array([1.0, 0.97, 0.92])
+    ambient = float(prm["ambient"]) * np.array([0.8, 0.85, 1.0])
+    ds = float(prm["density_scale"]) * look.density_scale / default_look(spec.effect).density_scale
+    opacity = float(prm["flame_opacity"]) if spec.effect != "smoke" else 0.0
+    return MarchSettings(ds, opacity, np.asarray(look.emission_ramp) * float(prm["emission_scale"]),
+                         np.asarray(look.smoke_tint), light, ambient)
+
+
+def _edge_fade(shape: tuple[int, int, int], width: int = 4) -> torch.Tensor:
+    """(X, Y, Z) 0..1 window fading smoke out over ``width`` voxels at the open top and sides, so
+    smoke leaving the box thins away instead of ending at a hard plane (the floor is kept)."""
+    ramps = []
+    for a, n in enumerate(shape):
+        i = torch.arange(n, dtype=torch.float32) + 0.5
+        hi = torch.clamp((n - i) / width, 0.0, 1.0)
+        ramps.append(hi if a == 1 else hi * torch.clamp(i / width, 0.0, 1.0))
+    return ramps[0][:, None, None] * ramps[1][None, :, None] * ramps[2][None, None, :]
+
+
+def _occupied(grids: torch.Tensor, settings: MarchSettings, voxel_m: float, eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Index bounds [lo, hi) (plus one voxel of margin) of the voxels whose extinction over one voxel
+    exceeds ``eps``: marching only this sub-box skips empty space at no visible cost."""
+    occ = (settings.density_scale * grids[0] + settings.flame_opacity * grids[1]) * voxel_m > eps
+    shape = np.asarray(occ.shape)
+    if not bool(occ.any()):
+        return np.zeros(3, np.int64), np.zeros(3, np.int64)
+    lo, hi = [], []
+    for a in range(3):
+        other = tuple(d for d in range(3) if d != a)
+        nz = torch.nonzero(occ.any(dim=other[1]).any(dim=other[0])).ravel()
+        lo.append(int(nz[0]) - 1)
+        hi.append(int(nz[-1]) + 2)
+    return np.clip(lo, 0, shape), np.clip(hi, 0, shape)
+
+
+def empty_frame(ctx: PlateContext) -> ElementFrame:
+    """No element: zeros, z = inf, holdout 0."""
+    h, w = ctx.height, ctx.width
+    return ElementFrame(np.zeros((h, w, 4), np.float32), np.full((h, w), np.inf, np.float32),
+                        np.zeros((h, w), np.float32))
+
+
+def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache) -> ElementFrame:
+    """Render ``frame`` from the cache only, through the plate camera, with motion blur over
+    ``spec.shutter_frames`` (centred) from ``spec.motion_samples`` sub-frame camera poses; the grids
+    are interpolated linearly between the two nearest cached frames."""
+    frames = sim_frames(spec.start_frame, ctx.frames)
+    if frame < frames[0] or frame > frames[-1]:
+        return empty_frame(ctx)
+    prm = resolved_params(EFFECTS[spec.effect], spec.params)
+    settings = _settings(spec, prm, _look(spec))
+    light_dir = light_direction(prm)
+    temp_max = 1.0
+    grids_by_frame: dict[int, tuple[torch.Tensor, VolumeBox]] = {}
+
+    def cached(f: int) -> tuple[torch.Tensor, VolumeBox]:
+        if f not in grids_by_frame:
+            data = cache.read(f)
+            box = VolumeBox(np.asarray(data["box_min"], np.float64), float(data["voxel_m"]),
+                            tuple(int(s) for s in data["shape"]))
+            dens = torch.from_numpy(data["density"].astype(np.float32)) * _edge_fade(box.shape)
+            temp = torch.from_numpy(np.clip(data["temperature"].astype(np.float32) / temp_max, 0.0, 1.0))
+            ltr = light_transmittance(dens, box, light_dir, settings.density_scale)
+            grids_by_frame[f] = (torch.stack([dens, temp, ltr]), box)
+        return grids_by_frame[f]
+
+    n = max(1, int(spec.motion_samples)) if spec.shutter_frames > 0 else 1
+    times = [float(frame)] if n == 1 else [frame + spec.shutter_frames * (i / (n - 1) - 0.5) for i in range(n)]
+    plate_z = np.asarray(ctx.depth(frame), dtype=np.float32)
+    acc = {"rgb": 0.0, "alpha": 0.0, "alpha_front": 0.0, "z_weighted": 0.0}
+    for t in times:
+        tc = min(max(t, frames[0]), frames[-1])
+        f0 = int(math.floor(tc))
+        f1 = min(f0 + 1, frames[-1])
+        wt = tc - f0
+        g0, box = cached(f0)
+        lo, hi = _occupied(g0, settings, box.voxel_m)
+        if wt != 0.0 and f1 != f0:
+            g1 = cached(f1)[0]
+            lo1, hi1 = _occupied(g1, settings, box.voxel_m)
+            lo, hi = np.minimum(lo, lo1), np.maximum(hi, hi1)
+            grids = (1 - wt) * g0 + wt * g1
+        else:
+            grids = g0
+        if np.any(hi <= lo):
+            continue  # nothing visible in the grid
+        sub = grids[:, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].contiguous()
+        sub_box = VolumeBox(box.box_min + lo * box.voxel_m, box.voxel_m, tuple(int(x) for x in hi - lo))
+        res = march(sub, sub_box, ctx.camera.camera_at(t), ctx.camera.transform(t), plate_z, settings)
+        for k in acc:
+            acc[k] = acc[k] + res[k]
+    alpha = (acc["alpha"] / len(times)).astype(np.float32)
+    rgb = (acc["rgb"] / len(times)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(acc["alpha"] > 0, acc["z_weighted"] / acc["alpha"], np.inf).astype(np.float32)
+        holdout = np.where(acc["alpha"] > 0, 1.0 - acc["alpha_front"] / acc["alpha"], 0.0)
+    rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
+    return ElementFrame(rgba, z, np.clip(holdout, 0.0, 1.0).astype(np.float32))

@@ -1,0 +1,285 @@
+"""Job files: what to render, read from YAML or JSON and validated with errors that name the field.
+
+A job names a plate (pattern, frames, view, colour space), its depth (a layer of the plate or a
+separate sequence, with its convention), its camera (USD, Nuke .chan, or a lens), the elements to
+generate, and an output root. Paths are relative to the job file. See docs/jobs.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gvfx.engines.base import ElementSpec, Param, Placement
+from gvfx.errors import JobError
+
+JOB_VERSION = 1
+_TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp"}
+_PLATE_KEYS = {"path", "frames", "view", "colorspace"}
+_DEPTH_KEYS = {"path", "layer", "convention", "near", "far", "scale", "far_clip", "near_is_one"}
+_CAMERA_KEYS = {"file", "focal_mm", "haperture_mm", "vaperture_mm", "prim", "pixel_aspect"}
+_ELEMENT_KEYS = {"name", "engine", "effect", "placement", "size_m", "start_frame", "seed", "reference",
+                 "params", "shutter", "motion_samples"}
+_PLACEMENT_KEYS = {"screen", "screen_norm", "frame", "point"}
+
+
+@dataclass(frozen=True)
+class PlateSpec:
+    path: str
+    frames: tuple[int, int] | None = None
+    view: str | None = None
+    colorspace: str = "ACEScg"
+
+
+@dataclass(frozen=True)
+class DepthSpec:
+    """Where the plate's depth comes from: ``path`` None means a layer of the plate itself."""
+
+    path: str | None = None
+    layer: str | None = None
+    convention: str = "z"
+    near: float | None = None
+    far: float | None = None
+    scale: float = 1.0
+    far_clip: float | None = None
+    near_is_one: bool = True
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    file: str | None = None
+    focal_mm: float | None = None
+    haperture_mm: float = 36.0
+    vaperture_mm: float | None = None
+    prim: str | None = None
+    pixel_aspect: float = 1.0
+
+
+@dataclass(frozen=True)
+class Job:
+    plate: PlateSpec
+    depth: DepthSpec
+    camera: CameraSpec
+    elements: tuple[ElementSpec, ...]
+    output: Path
+    fps: float = 24.0
+    name: str = "shot"
+    comp: bool = True
+    source: Path | None = field(default=None, compare=False)
+
+    def with_frames(self, first: int, last: int) -> "Job":
+        return replace(self, plate=replace(self.plate, frames=(first, last)))
+
+
+def parse_frame_range(text: Any, field_name: str = "frames") -> tuple[int, int]:
+    """'1001-1048', '1001', [1001, 1048] or (a, b) -> (first, last) inclusive."""
+    if isinstance(text, (list, tuple)) and len(text) == 2:
+        a, b = text
+    elif isinstance(text, int):
+        a = b = text
+    elif isinstance(text, str) and (m := re.fullmatch(r"\s*(-?\d+)\s*(?:[-:]\s*(-?\d+))?\s*", text)):
+        a, b = m.group(1), m.group(2) if m.group(2) is not None else m.group(1)
+    else:
+        raise JobError(f"{field_name}: {text!r} is not a frame range", hint="write it as FIRST-LAST, e.g. 1001-1048")
+    try:
+        a, b = int(a), int(b)
+    except (TypeError, ValueError):
+        raise JobError(f"{field_name}: {text!r} is not a frame range", hint="write it as FIRST-LAST") from None
+    if b < a:
+        raise JobError(f"{field_name}: last frame {b} is before first frame {a}")
+    return a, b
+
+
+def _check_keys(d: Any, allowed: set[str], where: str) -> dict:
+    if not isinstance(d, dict):
+        raise JobError(f"{where}: expected a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise JobError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"allowed: {', '.join(sorted(allowed))}")
+    return d
+
+
+def _num(v: Any, where: str, *, positive: bool = False, integer: bool = False) -> float | int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise JobError(f"{where}: expected a number, got {v!r}")
+    if integer and not float(v).is_integer():
+        raise JobError(f"{where}: expected a whole number, got {v!r}")
+    if positive and v <= 0:
+        raise JobError(f"{where}: must be positive, got {v!r}")
+    return int(v) if integer else float(v)
+
+
+def _vec(v: Any, n: int, where: str) -> tuple[float, ...]:
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        raise JobError(f"{where}: expected {n} numbers, got {v!r}")
+    return tuple(float(_num(x, where)) for x in v)
+
+
+def _resolve_path(p: Any, base: Path, where: str) -> str:
+    if not isinstance(p, str) or not p:
+        raise JobError(f"{where}: expected a path, got {p!r}")
+    q = Path(p).expanduser()
+    return str(q if q.is_absolute() else (base / q))
+
+
+def validate_params(params: Any, spec_params: tuple[Param, ...], where: str) -> dict[str, Any]:
+    """Check an element's ``params`` against the effect's Param descriptions; return typed values."""
+    _check_keys(params, {p.name for p in spec_params}, where)
+    out: dict[str, Any] = {}
+    by_name = {p.name: p for p in spec_params}
+    for key, value in params.items():
+        p = by_name[key]
+        w = f"{where}.{key}"
+        if p.choices is not None:
+            if value not in p.choices:
+                raise JobError(f"{w}: {value!r} is not one of {', '.join(map(str, p.choices))}")
+            out[key] = value
+            continue
+        if p.type in (tuple, list):
+            n = len(p.default) if isinstance(p.default, (tuple, list)) else None
+            if not isinstance(value, (list, tuple)) or (n is not None and len(value) != n):
+                raise JobError(f"{w}: expected {n or 'a list of'} numbers, got {value!r}")
+            out[key] = tuple(float(_num(x, w)) for x in value)
+            continue
+        if p.type is bool:
+            if not isinstance(value, bool):
+                raise JobError(f"{w}: expected true or false, got {value!r}")
+            out[key] = value
+            continue
+        if p.type in (int, float):
+            v = _num(value, w, integer=p.type is int)
+            if p.min is not None and v < p.min:
+                raise JobError(f"{w}: {v} is below the minimum {p.min}")
+            if p.max is not None and v > p.max:
+                raise JobError(f"{w}: {v} is above the maximum {p.max}")
+            out[key] = v
+            continue
+        if p.type is str and not isinstance(value, str):
+            raise JobError(f"{w}: expected text, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _parse_placement(d: Any, where: str) -> Placement:
+    if d is None:
+        return Placement()
+    _check_keys(d, _PLACEMENT_KEYS, where)
+    screen = _vec(d["screen"], 2, f"{where}.screen") if "screen" in d else None
+    screen_norm = _vec(d["screen_norm"], 2, f"{where}.screen_norm") if "screen_norm" in d else None
+    point = _vec(d["point"], 3, f"{where}.point") if "point" in d else None
+    if sum(x is not None for x in (screen, screen_norm, point)) > 1:
+        raise JobError(f"{where}: give only one of screen, screen_norm, point")
+    if screen_norm is not None and not all(0.0 <= c <= 1.0 for c in screen_norm):
+        raise JobError(f"{where}.screen_norm: {screen_norm} is outside 0..1")
+    frame = _num(d["frame"], f"{where}.frame", integer=True) if "frame" in d else None
+    return Placement(screen=screen, frame=frame, point=point, screen_norm=screen_norm)
+
+
+def parse_element(d: Any, index: int, base: Path) -> ElementSpec:
+    """One element of the job, validated against its engine's effect description."""
+    from gvfx.engines import get_engine
+
+    where = f"elements[{index}]"
+    _check_keys(d, _ELEMENT_KEYS, where)
+    name = d.get("name", f"element{index + 1}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        raise JobError(f"{where}.name: {name!r} must start with a letter and hold only letters, digits, _ or -")
+    where = f"elements[{name}]"
+    engine_name = d.get("engine", "sim")
+    if "effect" not in d:
+        raise JobError(f"{where}.effect: missing", hint="e.g. effect: fire (see `gvfx effects`)")
+    engine = get_engine(engine_name)
+    effects = engine.effects()
+    effect = d["effect"]
+    if effect not in effects:
+        raise JobError(f"{where}.effect: unknown effect {effect!r} for engine {engine_name!r}",
+                       hint=f"known effects: {', '.join(sorted(effects))}")
+    params = validate_params(d.get("params", {}) or {}, effects[effect].params, f"{where}.params")
+    size = _num(d.get("size_m", 1.0), f"{where}.size_m", positive=True)
+    seed = _num(d.get("seed", 0), f"{where}.seed", integer=True)
+    start = _num(d["start_frame"], f"{where}.start_frame", integer=True) if "start_frame" in d else None
+    shutter = _num(d.get("shutter", 0.5), f"{where}.shutter")
+    if not 0.0 <= shutter <= 2.0:
+        raise JobError(f"{where}.shutter: {shutter} must be between 0 and 2 frames")
+    samples = _num(d.get("motion_samples", 5), f"{where}.motion_samples", integer=True, positive=True)
+    reference = None
+    if d.get("reference") is not None:
+        reference = Path(_resolve_path(d["reference"], base, f"{where}.reference"))
+        if not reference.is_file():
+            raise JobError(f"{where}.reference: file not found: {reference}",
+                           hint="give a PNG/JPG/EXR path relative to the job file")
+    return ElementSpec(name=name, effect=effect, engine=engine_name,
+                       placement=_parse_placement(d.get("placement"), f"{where}.placement"),
+                       size_m=size, start_frame=start, seed=seed, reference=reference, params=params,
+                       shutter_frames=shutter, motion_samples=samples)
+
+
+def parse_job(data: Any, base_dir: Path, source: Path | None = None) -> Job:
+    """Validate a job mapping; relative paths resolve against ``base_dir``."""
+    _check_keys(data, _TOP_KEYS, "job")
+    version = data.get("version", JOB_VERSION)
+    if version != JOB_VERSION:
+        raise JobError(f"version: job format {version!r} is not supported", hint=f"this gvfx reads version {JOB_VERSION}")
+    if "plate" not in data:
+        raise JobError("plate: missing", hint="give plate: {path: plates/shot.####.exr}")
+    pd = _check_keys(data["plate"], _PLATE_KEYS, "plate")
+    if "path" not in pd:
+        raise JobError("plate.path: missing")
+    plate = PlateSpec(path=_resolve_path(pd["path"], base_dir, "plate.path"),
+                      frames=parse_frame_range(pd["frames"], "plate.frames") if "frames" in pd else None,
+                      view=pd.get("view"), colorspace=str(pd.get("colorspace", "ACEScg")))
+    dd = _check_keys(data.get("depth") or {}, _DEPTH_KEYS, "depth")
+    depth = DepthSpec(path=_resolve_path(dd["path"], base_dir, "depth.path") if "path" in dd else None,
+                      layer=dd.get("layer"), convention=str(dd.get("convention", "z")),
+                      near=_num(dd["near"], "depth.near") if "near" in dd else None,
+                      far=_num(dd["far"], "depth.far") if "far" in dd else None,
+                      scale=_num(dd.get("scale", 1.0), "depth.scale", positive=True),
+                      far_clip=_num(dd["far_clip"], "depth.far_clip", positive=True) if "far_clip" in dd else None,
+                      near_is_one=bool(dd.get("near_is_one", True)))
+    if depth.convention not in ("z", "distance", "inverse_z", "normalized"):
+        raise JobError(f"depth.convention: unknown convention {depth.convention!r}",
+                       hint="one of z, distance, inverse_z, normalized")
+    cd = _check_keys(data.get("camera") or {}, _CAMERA_KEYS, "camera")
+    camera = CameraSpec(file=_resolve_path(cd["file"], base_dir, "camera.file") if "file" in cd else None,
+                        focal_mm=_num(cd["focal_mm"], "camera.focal_mm", positive=True) if "focal_mm" in cd else None,
+                        haperture_mm=_num(cd.get("haperture_mm", 36.0), "camera.haperture_mm", positive=True),
+                        vaperture_mm=_num(cd["vaperture_mm"], "camera.vaperture_mm", positive=True)
+                        if "vaperture_mm" in cd else None,
+                        prim=cd.get("prim"),
+                        pixel_aspect=_num(cd.get("pixel_aspect", 1.0), "camera.pixel_aspect", positive=True))
+    if camera.file and not Path(camera.file).is_file():
+        raise JobError(f"camera.file: file not found: {camera.file}", hint="give a .usda/.usd or .chan path")
+    els = data.get("elements")
+    if not isinstance(els, list) or not els:
+        raise JobError("elements: expected a list with at least one element")
+    elements = tuple(parse_element(e, i, base_dir) for i, e in enumerate(els))
+    names = [e.name for e in elements]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise JobError(f"elements: duplicate name(s) {', '.join(dupes)}", hint="give each element its own name")
+    output = Path(_resolve_path(data.get("output", "gvfx-out"), base_dir, "output"))
+    name = data.get("name", source.stem if source else "shot")
+    return Job(plate=plate, depth=depth, camera=camera, elements=elements, output=output,
+               fps=_num(data.get("fps", 24.0), "fps", positive=True), name=str(name),
+               comp=bool(data.get("comp", True)), source=source)
+
+
+def load_job(path: str | Path) -> Job:
+    """Read and validate a YAML or JSON job file."""
+    p = Path(path)
+    if not p.is_file():
+        raise JobError("job file not found", path=p)
+    try:
+        text = p.read_text()
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise JobError(f"cannot parse job file: {str(exc).splitlines()[0]}", path=p) from None
+    try:
+        return parse_job(data, p.resolve().parent, source=p.resolve())
+    except JobError as exc:
+        raise JobError(exc.message, path=p, hint=exc.hint) from None

@@ -1,0 +1,153 @@
+"""A plate as engines see it: frames, pixels, metric depth and camera, read lazily frame by frame."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gvfx.camera import Camera, CameraTrack, default_camera, load_camera
+from gvfx.engines.base import PlateContext
+from gvfx.errors import DepthError, LayerError, SequenceError
+from gvfx.job import CameraSpec, DepthSpec, Job, PlateSpec
+
+log = logging.getLogger(__name__)
+
+
+class _LRU:
+    """A tiny per-frame cache so depth read for placement and rendering is read once."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.items: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def get(self, key: int, make) -> np.ndarray:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = make(key)
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+@dataclass
+class Plate:
+    """The plate sequence of a job, with its depth source and camera resolved."""
+
+    spec: PlateSpec
+    depth_spec: DepthSpec
+    sequence: object  # gvfx.sequence.FrameSequence
+    depth_sequence: object | None
+    frames: list[int]
+    width: int
+    height: int
+    camera: CameraTrack
+
+    def __post_init__(self) -> None:
+        self._rgba = _LRU(2)
+        self._depth = _LRU(4)
+
+    def path(self, frame: int) -> Path:
+        return Path(self.sequence.path(frame))
+
+    def rgba(self, frame: int) -> np.ndarray:
+        """(H, W, 4) float32 plate pixels in the plate's colour space."""
+        from gvfx.exr import read_exr
+
+        return self._rgba.get(frame, lambda f: read_exr(self.sequence.path(f), view=self.spec.view, frame=f).rgba())
+
+    def depth(self, frame: int) -> np.ndarray:
+        """(H, W) float32 metric camera-space Z, inf where there is no depth."""
+        return self._depth.get(frame, self._read_depth)
+
+    def _read_depth(self, frame: int) -> np.ndarray:
+        from gvfx.depth import Depth
+        from gvfx.exr import check_same_size, read_exr
+
+        seq = self.depth_sequence or self.sequence
+        path = seq.path(frame if not seq.is_still else seq.first)
+        img = read_exr(path, view=self.spec.view, frame=frame)
+        if self.depth_spec.layer:
+            if self.depth_spec.layer in img.channels:
+                values = img.channels[self.depth_spec.layer]
+            else:
+                values = img.layer(self.depth_spec.layer)[..., 0]
+        else:
+            values = img.depth()
+            if values is None:
+                raise LayerError("no depth layer (Z, depth.Z, ...) in this file", path=path, frame=frame,
+                                 hint="name the depth layer in the job (depth.layer) or give depth.path")
+        check_same_size(values.shape, (self.height, self.width), path=path, frame=frame)
+        d = Depth(values=values, convention=self.depth_spec.convention, near=self.depth_spec.near,
+                  far=self.depth_spec.far, scale=self.depth_spec.scale, far_clip=self.depth_spec.far_clip,
+                  near_is_one=self.depth_spec.near_is_one)
+        try:
+            return d.to_z(self.camera.camera_at(frame)).astype(np.float32)
+        except DepthError as exc:
+            raise DepthError(exc.message, path=path, frame=frame, hint=exc.hint) from None
+
+    def context(self) -> PlateContext:
+        return PlateContext(frames=self.frames, camera=self.camera, depth=self.depth, width=self.width,
+                            height=self.height, colorspace=self.spec.colorspace, image=self.rgba)
+
+
+def build_camera(spec: CameraSpec, width: int, height: int, frames: list[int]) -> CameraTrack:
+    """The job's camera: a file, a lens on a locked-off camera, or the documented default."""
+    if spec.file:
+        return load_camera(spec.file, width, height, frames=frames)
+    if spec.focal_mm:
+        cam = Camera(spec.focal_mm, spec.haperture_mm, width, height, spec.vaperture_mm, spec.pixel_aspect)
+    else:
+        cam = default_camera(width, height)
+    return CameraTrack.static(cam, frames)
+
+
+def open_plate(job: Job) -> Plate:
+    """Discover the plate (and depth) sequences and resolve the frame range and camera."""
+    from gvfx.exr import read_info
+    from gvfx.sequence import discover
+
+    seq = discover(job.plate.path)
+    if job.plate.frames:
+        first, last = job.plate.frames
+        wanted = list(range(first, last + 1))
+        if seq.is_still:
+            frames = wanted
+        else:
+            absent = [f for f in wanted if f not in set(seq.frames)]
+            if absent:
+                raise SequenceError(f"plate frames {_ranges(absent)} are missing on disk", path=job.plate.path,
+                                    hint=f"frames on disk: {seq.first}-{seq.last}; fix plate.frames")
+            frames = wanted
+    else:
+        if seq.missing:
+            raise SequenceError(f"plate has missing frames {_ranges(list(seq.missing))}", path=job.plate.path,
+                                hint="render the missing frames or set plate.frames to a complete range")
+        frames = list(seq.frames)
+    info = read_info(seq.path(seq.first))
+    width, height = info.width, info.height
+    depth_seq = discover(job.depth.path) if job.depth.path else None
+    camera = build_camera(job.camera, width, height, frames)
+    return Plate(job.plate, job.depth, seq, depth_seq, frames, width, height, camera)
+
+
+def _ranges(frames: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    out: list[str] = []
+    start = prev = None
+    for f in sorted(frames):
+        if start is None:
+            start = prev = f
+        elif f == prev + 1:
+            prev = f
+        else:
+            out.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = f
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ", ".join(out)
