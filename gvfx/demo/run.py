@@ -82,7 +82,7 @@ def demo_job_dict(scene, plate_pattern: str, camera_file: str, frames: list[int]
             {"name": "ball", "effect": "insert", "reference": reference,
              "placement": {"point": ball_at}, "size_m": 0.22, "seed": 3,
              "start_frame": first, "shutter": 0.5, "motion_samples": 5,
-             "params": {"velocity": roll}},
+             "params": {"velocity_mps": roll}},
         ],
     }
 
