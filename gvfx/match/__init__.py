@@ -1,0 +1,1 @@
+"""Plate matching: measure the plate (grain, colour, focus, haze) and apply it to generated elements."""
