@@ -118,10 +118,33 @@ def cmd_render(args: argparse.Namespace) -> int:
         result = render_job(job, frames=_parse_frames(args.frames), resume=args.resume, progress=update)
     for name, res in result.elements.items():
         print(f"element {name}: {res.pattern}")
+        if name in result.estimates:
+            _print_estimates(name, result.estimates[name])
     if result.comp:
         print(f"comp: {result.comp.pattern}")
     if result.timeline:
         print(f"timeline: {result.timeline}")
+    return 0
+
+
+def _print_estimates(name: str, est) -> None:
+    """The match stage's estimates as a ``match:`` block an artist can paste into a job to override them."""
+    d = est.to_dict()
+    print(f"match estimates for {name} (sources: {d.pop('sources')}):")
+    for key, value in d.items():
+        print(f"  {key}: {json.dumps(value)}")
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from gvfx.match.stage import load_settings, match_sequences
+
+    settings = load_settings(args.settings) if args.settings else None
+    with _progress(not args.quiet) as update:
+        est, written = match_sequences(plate=args.plate, element=args.element, out_dir=Path(args.out),
+                                       depth=args.depth, depth_layer=args.depth_layer, camera=args.camera,
+                                       settings=settings, progress=update)
+    _print_estimates("element", est)
+    print(f"wrote {len(written)} files to {args.out} (element.####.exr layers, comp.####.exr)")
     return 0
 
 
@@ -130,8 +153,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     w, h = _parse_resolution(args.resolution)
     with _progress(not args.quiet) as update:
-        summary = run_demo(Path(args.out), frames=args.frames, width=w, height=h, progress=update)
+        summary = run_demo(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
+                           solve=args.solve)
     print(summary.describe())
+    return 0
+
+
+def _parse_scale_points(text: str | None):
+    """'u1,v1,u2,v2,DIST,FRAME' -> ScalePoints."""
+    if not text:
+        return None
+    from gvfx.analyze.solve import ScalePoints
+
+    try:
+        u1, v1, u2, v2, dist, frame = (x.strip() for x in text.split(","))
+        sp = ScalePoints((float(u1), float(v1)), (float(u2), float(v2)), float(dist), int(frame))
+        if sp.distance_m <= 0:
+            raise ValueError
+        return sp
+    except ValueError:
+        raise GvfxError(f"--scale-points {text!r} is not u1,v1,u2,v2,DIST,FRAME",
+                        hint="e.g. --scale-points 410,620,880,640,1.2,1001 (pixels, metres, plate frame)") from None
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from gvfx.analyze import AnalyzeOptions, analyze
+
+    opts = AnalyzeOptions(focal_mm=args.focal_mm, haperture_mm=args.film_back_mm, matte=args.matte,
+                          camera_height_m=args.camera_height, scale_points=_parse_scale_points(args.scale_points),
+                          frames=_parse_frames(args.frames), proxy_width=args.proxy_width, depth=args.depth,
+                          depth_model=args.depth_model, depth_pass=args.depth_pass)
+    with _progress(not args.quiet) as update:
+        result = analyze(args.plate, Path(args.out), opts, progress=update)
+    print(result.report_txt.read_text(), end="")
+    print(f"camera: {result.camera_usd}")
+    if result.depth_pattern:
+        print(f"depth: {result.depth_pattern}")
     return 0
 
 
@@ -160,8 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="gvfx-demo", help="output folder (default: ./gvfx-demo)")
     s.add_argument("--frames", type=int, default=24, help="number of frames (default 24)")
     s.add_argument("--resolution", default="960x540", help="WIDTHxHEIGHT (default 960x540)")
+    s.add_argument("--solve", action="store_true",
+                   help="forget the plate's camera and depth: solve them with `gvfx analyze` and place by screen")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("analyze", help="solve the camera (and depth) of a plate from its pixels",
+                       description="Track the plate with COLMAP (on proxies), orient it Y-up on the ground, "
+                                   "scale it, and write camera.usda, camera.chan, depth/depth.####.exr, points.ply "
+                                   "and report.json/.txt into OUT. docs/analyze.md has the details.")
+    s.add_argument("plate", help="plate frame pattern (EXR, scene-linear)")
+    s.add_argument("-o", "--out", required=True, help="output folder")
+    s.add_argument("--focal-mm", type=float, help="known focal length in mm (default: estimated)")
+    s.add_argument("--film-back-mm", type=float, default=36.0, help="horizontal film back in mm (default 36)")
+    s.add_argument("--matte", help="frame pattern of a matte, white on moving things to ignore")
+    s.add_argument("--camera-height", type=float, help="camera height above the ground on the first frame, metres")
+    s.add_argument("--scale-points", help="u1,v1,u2,v2,DIST,FRAME: two pixels DIST metres apart on FRAME")
+    s.add_argument("--frames", help="FIRST-LAST (default: every frame)")
+    s.add_argument("--proxy-width", type=int, default=960, help="solve on proxies this wide (default 960)")
+    s.add_argument("--depth", choices=["sfm", "estimator", "user"], default="sfm", help="depth source (default sfm)")
+    s.add_argument("--depth-model", help="estimator: model folder")
+    s.add_argument("--depth-pass", help="user: depth pass frame pattern")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("render", help="render the elements of a job file (YAML/JSON)", epilog=RENDER_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -174,6 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="override the job's output root")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("match", help="match an element EXR sequence to a plate: holdout, shadow, grain, colour, "
+                                     "defocus, light wrap; writes the layers and a comp",
+                       description="Integrate a user-brought element (premultiplied ACEScg EXRs, optional Z, "
+                                   "holdout and motion layers) into a plate without an engine. Prints the "
+                                   "estimates; override any of them with --settings (docs/match.md).")
+    s.add_argument("--plate", required=True, help="plate frame pattern (name.####.exr)")
+    dg = s.add_mutually_exclusive_group()
+    dg.add_argument("--depth", help="depth sequence pattern (metric Z)")
+    dg.add_argument("--depth-layer", help="depth layer/channel of the plate (default: its Z if any)")
+    s.add_argument("--element", required=True, help="element frame pattern")
+    s.add_argument("--camera", help="camera file (.usd/.usda/.chan); default: a 35 mm lens, locked off")
+    s.add_argument("-o", "--out", required=True, help="output folder")
+    s.add_argument("--settings", help="JSON/YAML file with match settings (the keys of a job's match: section)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_match)
 
     s = sub.add_parser("probe", help="describe an EXR file or sequence: frames, windows, layers, views, colour",
                        description="Resolve a frame pattern (name.####.exr, %%04d, @@@@, $F4) or a file and print "

@@ -79,3 +79,7 @@ class PlacementError(InputError):
 
 class CancelledError(GvfxError):
     """Work was cancelled by the user."""
+
+
+class AnalyzeError(InputError):
+    """The camera cannot be solved from the plate (too few frames or features, no parallax, a failed solve)."""

@@ -183,6 +183,18 @@ class ExrInfo:
         return self.parts[0].display_window
 
     @property
+    def width(self) -> int:
+        """Display window width in pixels."""
+        x0, _, x1, _ = self.display_window
+        return x1 - x0 + 1
+
+    @property
+    def height(self) -> int:
+        """Display window height in pixels."""
+        _, y0, _, y1 = self.display_window
+        return y1 - y0 + 1
+
+    @property
     def multiview_attribute(self) -> tuple[str, ...]:
         mv = self.parts[0].attributes.get("multiView")
         if isinstance(mv, str):

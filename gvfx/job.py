@@ -19,12 +19,14 @@ from gvfx.engines.base import ElementSpec, Param, Placement
 from gvfx.errors import JobError
 
 JOB_VERSION = 1
-_TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp"}
+_TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match"}
 _PLATE_KEYS = {"path", "frames", "view", "colorspace"}
-_DEPTH_KEYS = {"path", "layer", "convention", "near", "far", "scale", "far_clip", "near_is_one"}
-_CAMERA_KEYS = {"file", "focal_mm", "haperture_mm", "vaperture_mm", "prim", "pixel_aspect"}
+_DEPTH_KEYS = {"path", "layer", "convention", "near", "far", "scale", "far_clip", "near_is_one", "source", "model"}
+_CAMERA_KEYS = {"file", "focal_mm", "haperture_mm", "vaperture_mm", "prim", "pixel_aspect", "solve", "height_m",
+                "proxy_width"}
+DEPTH_SOURCES = ("sfm", "estimator", "user")
 _ELEMENT_KEYS = {"name", "engine", "effect", "placement", "size_m", "start_frame", "seed", "reference",
-                 "params", "shutter", "motion_samples"}
+                 "params", "shutter", "motion_samples", "match"}
 _PLACEMENT_KEYS = {"screen", "screen_norm", "frame", "point"}
 
 
@@ -48,6 +50,9 @@ class DepthSpec:
     scale: float = 1.0
     far_clip: float | None = None
     near_is_one: bool = True
+    #: ``sfm`` / ``estimator``: depth solved by ``gvfx analyze``; ``user``: the pass at ``path``
+    source: str | None = None
+    model: str | None = None  # estimator model folder
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class CameraSpec:
     vaperture_mm: float | None = None
     prim: str | None = None
     pixel_aspect: float = 1.0
+    #: solve the camera from the plate (``gvfx analyze``) before rendering
+    solve: bool = False
+    height_m: float | None = None  # solve: camera height above the ground on the first frame
+    proxy_width: int = 960         # solve: proxy width
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,18 @@ class Job:
     name: str = "shot"
     comp: bool = True
     source: Path | None = field(default=None, compare=False)
+    #: the match stage's settings (``match:``, gvfx.match.stage.MatchSettings); None = defaults
+    match: Any = None
+    #: per element name, its settings with the element's own ``match:`` overrides applied
+    element_match: dict = field(default_factory=dict)
+
+    def match_settings(self, element: str | None = None) -> Any:
+        """The MatchSettings of the shot, or of one element (its ``match:`` overrides applied)."""
+        from gvfx.match.stage import MatchSettings
+
+        if element is not None and element in self.element_match:
+            return self.element_match[element]
+        return self.match if self.match is not None else MatchSettings()
 
     def with_frames(self, first: int, last: int) -> "Job":
         return replace(self, plate=replace(self.plate, frames=(first, last)))
@@ -240,18 +261,34 @@ def parse_job(data: Any, base_dir: Path, source: Path | None = None) -> Job:
                       far=_num(dd["far"], "depth.far") if "far" in dd else None,
                       scale=_num(dd.get("scale", 1.0), "depth.scale", positive=True),
                       far_clip=_num(dd["far_clip"], "depth.far_clip", positive=True) if "far_clip" in dd else None,
-                      near_is_one=bool(dd.get("near_is_one", True)))
+                      near_is_one=bool(dd.get("near_is_one", True)),
+                      source=str(dd["source"]) if dd.get("source") is not None else None,
+                      model=_resolve_path(dd["model"], base_dir, "depth.model") if "model" in dd else None)
+    if depth.source is not None and depth.source not in DEPTH_SOURCES:
+        raise JobError(f"depth.source: unknown source {depth.source!r}", hint="one of sfm, estimator, user")
+    if depth.source == "user" and not depth.path:
+        raise JobError("depth.source: user needs depth.path", hint="give depth: {source: user, path: depth.####.exr}")
     if depth.convention not in ("z", "distance", "inverse_z", "normalized"):
         raise JobError(f"depth.convention: unknown convention {depth.convention!r}",
                        hint="one of z, distance, inverse_z, normalized")
-    cd = _check_keys(data.get("camera") or {}, _CAMERA_KEYS, "camera")
+    cd = data.get("camera") or {}
+    if cd == "solve":  # camera: solve
+        cd = {"solve": True}
+    cd = _check_keys(cd, _CAMERA_KEYS, "camera")
+    if "solve" in cd and not isinstance(cd["solve"], bool):
+        raise JobError(f"camera.solve: expected true or false, got {cd['solve']!r}")
+    if cd.get("solve") and "file" in cd:
+        raise JobError("camera: give either file or solve: true, not both")
     camera = CameraSpec(file=_resolve_path(cd["file"], base_dir, "camera.file") if "file" in cd else None,
                         focal_mm=_num(cd["focal_mm"], "camera.focal_mm", positive=True) if "focal_mm" in cd else None,
                         haperture_mm=_num(cd.get("haperture_mm", 36.0), "camera.haperture_mm", positive=True),
                         vaperture_mm=_num(cd["vaperture_mm"], "camera.vaperture_mm", positive=True)
                         if "vaperture_mm" in cd else None,
                         prim=cd.get("prim"),
-                        pixel_aspect=_num(cd.get("pixel_aspect", 1.0), "camera.pixel_aspect", positive=True))
+                        pixel_aspect=_num(cd.get("pixel_aspect", 1.0), "camera.pixel_aspect", positive=True),
+                        solve=bool(cd.get("solve", False)),
+                        height_m=_num(cd["height_m"], "camera.height_m", positive=True) if "height_m" in cd else None,
+                        proxy_width=_num(cd.get("proxy_width", 960), "camera.proxy_width", positive=True, integer=True))
     if camera.file and not Path(camera.file).is_file():
         raise JobError(f"camera.file: file not found: {camera.file}", hint="give a .usda/.usd or .chan path")
     els = data.get("elements")
@@ -264,9 +301,29 @@ def parse_job(data: Any, base_dir: Path, source: Path | None = None) -> Job:
         raise JobError(f"elements: duplicate name(s) {', '.join(dupes)}", hint="give each element its own name")
     output = Path(_resolve_path(data.get("output", "gvfx-out"), base_dir, "output"))
     name = data.get("name", source.stem if source else "shot")
+    match, element_match = _parse_match(data, els, base_dir)
     return Job(plate=plate, depth=depth, camera=camera, elements=elements, output=output,
                fps=_num(data.get("fps", 24.0), "fps", positive=True), name=str(name),
-               comp=bool(data.get("comp", True)), source=source)
+               comp=bool(data.get("comp", True)), source=source, match=match, element_match=element_match)
+
+
+def _parse_match(data: dict, els: list, base_dir: Path) -> tuple[Any, dict]:
+    """The job's ``match:`` section and each element's ``match:`` overrides, validated by field name."""
+    from gvfx.match.stage import MatchSettings
+
+    def fix_paths(d: Any, where: str) -> Any:
+        if isinstance(d, dict) and isinstance(d.get("stmap"), str):
+            d = {**d, "stmap": _resolve_path(d["stmap"], base_dir, f"{where}.stmap")}
+        return d
+
+    shot = MatchSettings.from_dict(fix_paths(data.get("match") or {}, "match"), "match")
+    per: dict[str, Any] = {}
+    for i, e in enumerate(els):
+        if isinstance(e, dict) and e.get("match"):
+            name = e.get("name", f"element{i + 1}")
+            where = f"elements[{name}].match"
+            per[name] = MatchSettings.from_dict(fix_paths(e["match"], where), where, base=shot)
+    return shot, per
 
 
 def load_job(path: str | Path) -> Job:

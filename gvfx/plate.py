@@ -107,8 +107,12 @@ def build_camera(spec: CameraSpec, width: int, height: int, frames: list[int]) -
     return CameraTrack.static(cam, frames)
 
 
-def open_plate(job: Job) -> Plate:
-    """Discover the plate (and depth) sequences and resolve the frame range and camera."""
+def open_plate(job: Job, *, progress=None) -> Plate:
+    """Discover the plate (and depth) sequences and resolve the frame range and camera.
+
+    A job with ``camera: solve`` or ``depth: {source: sfm|estimator}`` first runs ``gvfx analyze`` into
+    ``OUTPUT/analysis/<hash>/`` (reused when its report.json is complete) and takes its results.
+    """
     from gvfx.exr import read_info
     from gvfx.sequence import discover
 
@@ -131,9 +135,68 @@ def open_plate(job: Job) -> Plate:
         frames = list(seq.frames)
     info = read_info(seq.path(seq.first))
     width, height = info.width, info.height
+    if needs_analysis(job):
+        return _solved_plate(job, seq, frames, width, height, progress)
     depth_seq = discover(job.depth.path) if job.depth.path else None
     camera = build_camera(job.camera, width, height, frames)
     return Plate(job.plate, job.depth, seq, depth_seq, frames, width, height, camera)
+
+
+def needs_analysis(job: Job) -> bool:
+    """True when the job asks for a solved camera or solved depth (``gvfx analyze`` runs first)."""
+    return job.camera.solve or job.depth.source in ("sfm", "estimator")
+
+
+def analysis_dir(job: Job, frames: list[int]) -> Path:
+    """``OUTPUT/analysis/<hash>``: keyed by the plate path, frames and every analysis setting."""
+    import hashlib
+    import json
+
+    key = {"plate": str(Path(job.plate.path).resolve()), "frames": [frames[0], frames[-1]],
+           "view": job.plate.view, "colorspace": job.plate.colorspace,
+           "camera": [job.camera.solve, job.camera.focal_mm, job.camera.haperture_mm, job.camera.height_m,
+                      job.camera.proxy_width, job.camera.file],
+           "depth": [job.depth.source, job.depth.model, job.depth.path]}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(job.output) / "analysis" / digest
+
+
+def _solved_plate(job: Job, seq, frames: list[int], width: int, height: int, progress) -> Plate:
+    """Run (or reuse) ``gvfx analyze`` and take its camera and/or depth."""
+    from dataclasses import replace
+
+    from gvfx.analyze import AnalyzeOptions, analyze
+    from gvfx.analyze.report import is_complete
+    from gvfx.sequence import discover
+
+    out = analysis_dir(job, frames)
+    src = job.depth.source or ("user" if job.depth.path else "sfm")
+    if job.depth.source is None and job.depth.layer:
+        src = "none"  # the plate's own depth layer: analyze only the camera
+    if not is_complete(out):
+        opts = AnalyzeOptions(focal_mm=job.camera.focal_mm if job.camera.solve else None,
+                              haperture_mm=job.camera.haperture_mm, camera_height_m=job.camera.height_m,
+                              frames=(frames[0], frames[-1]), proxy_width=job.camera.proxy_width, depth=src,
+                              depth_model=job.depth.model, depth_pass=job.depth.path,
+                              colorspace=job.plate.colorspace, view=job.plate.view, fps=job.fps)
+        log.info("analyzing the plate into %s", out)
+        analyze(job.plate.path, out, opts, progress=progress)
+    else:
+        log.info("reusing the plate analysis in %s", out)
+    if job.camera.solve:
+        camera = load_camera(out / "camera.usda", width, height, frames=frames)
+    else:
+        camera = build_camera(job.camera, width, height, frames)
+    depth_spec, depth_seq = job.depth, (discover(job.depth.path) if job.depth.path else None)
+    if src in ("sfm", "estimator", "user") and (out / "depth").is_dir() and any((out / "depth").iterdir()):
+        depth_seq = discover(out / "depth" / "depth.####.exr")
+        depth_spec = replace(job.depth, path=str(out / "depth" / "depth.####.exr"), layer="Z", convention="z",
+                             near=None, far=None, scale=1.0, far_clip=None)
+    elif src in ("sfm", "estimator"):
+        raise DepthError(f"the plate analysis wrote no depth ({out / 'report.txt'} says why)",
+                         hint="a locked-off or nodal camera has no depth from the solve: use depth: "
+                              "{source: estimator} or {source: user, path: ...}")
+    return Plate(job.plate, depth_spec, seq, depth_seq, frames, width, height, camera)
 
 
 def _ranges(frames: list[int]) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import gvfx
 from gvfx.engines import get_engine
 from gvfx.engines.base import ElementFrame, ElementSpec
-from gvfx.errors import CancelledError, InputError
+from gvfx.errors import CancelledError, GvfxError, InputError
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
 from gvfx.versions import find_resumable, next_version, now_iso, read_version_info, write_version_info
@@ -53,6 +53,8 @@ class RenderResult:
     elements: dict[str, SequenceOutput]
     comp: SequenceOutput | None
     timeline: Path | None
+    #: per element, the match stage's estimates (gvfx.match.stage.MatchEstimates)
+    estimates: dict = field(default_factory=dict)
 
 
 def _file_hash(path: Path | None) -> str | None:
@@ -100,19 +102,88 @@ def _write_element(path: Path, ef: ElementFrame, meta: dict, colorspace: str, fr
     from gvfx.exr import write_layers
 
     layers = {"holdout": ef.holdout, **ef.extra}
-    write_layers(path, rgba=ef.rgba, z=ef.z, layers=layers, colorspace=colorspace,
+    # Z is inf wherever alpha is 0 *as stored* (half): a 1e-9 alpha rounds to 0 in the file
+    z = np.where(ef.rgba[..., 3].astype(np.float16) == 0, np.float32(np.inf), ef.z).astype(np.float32)
+    write_layers(path, rgba=ef.rgba, z=z, layers=layers, colorspace=colorspace,
                  metadata={**meta, "frame": int(frame)})
 
 
-def _read_element(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _read_matched_layers(path: Path) -> dict[str, np.ndarray]:
+    """The display-window layers of a written element that rebuild the comp (see gvfx.match.stage)."""
     from gvfx.exr import read_exr
 
     img = read_exr(path)
-    z = img.channels.get("Z")
-    hold = img.layer("holdout")[..., 0] if any(c.startswith("holdout") for c in img.channels) else None
-    rgba = img.rgba()
-    z = np.where(rgba[..., 3] > 0, z, np.inf).astype(np.float32) if z is not None else np.full(rgba.shape[:2], np.inf, np.float32)
-    return rgba, z, hold if hold is not None else np.zeros(rgba.shape[:2], np.float32)
+    out: dict[str, np.ndarray] = {"rgba": img.rgba()}
+    for name in ("holdout", "shadow", "lightwrap", "grain"):
+        if any(c.startswith(name + ".") for c in img.channels):
+            lay = img.layer(name)
+            out[name] = lay[..., 0] if name in ("holdout", "shadow") else lay[..., :3]
+    out.setdefault("holdout", np.zeros(out["rgba"].shape[:2], np.float32))
+    return out
+
+
+@dataclass
+class _ElementMatch:
+    """Everything the match stage needs of one element for the whole shot."""
+
+    spec: ElementSpec  # on the overscan canvas
+    settings: object  # MatchSettings
+    margin: int
+    ctx: object  # PlateContext on the overscan canvas
+    distort: np.ndarray | None
+    estimates: object = None  # MatchEstimates
+
+
+def _distort_map(settings, width: int, height: int, margin: int) -> np.ndarray | None:
+    from gvfx.match.lens import RadialModel, radial_source_px, stmap_source_px
+
+    if settings.stmap:
+        from gvfx.exr import read_exr
+
+        img = read_exr(settings.stmap)
+        st = img.rgba()[..., :2]
+        if st.shape[:2] != (height, width):
+            raise InputError(f"ST-map is {st.shape[1]}x{st.shape[0]}, the plate {width}x{height}", path=settings.stmap,
+                             hint="give an ST-map of the plate's resolution (match.stmap)")
+        return stmap_source_px(st, margin)
+    if settings.k1 or settings.k2:
+        return radial_source_px(RadialModel(settings.k1, settings.k2), width, height, margin)
+    return None
+
+
+def _first_visible(engine, em: _ElementMatch, cache_dir: Path, frames: list[int]) -> tuple[int, np.ndarray] | None:
+    """The element's first frame with visible pixels (display window), trying up to 8 frames."""
+    from gvfx.match.lens import crop
+
+    start = em.spec.start_frame if em.spec.start_frame is not None else frames[0]
+    cands = [f for f in frames if f >= start] or frames
+    tried = sorted({cands[min(i, len(cands) - 1)] for i in (0, 1, 2, 4, 8, 16, 32, 64)})
+    for f in tried:
+        rgba = crop(engine.render_frame(em.spec, em.ctx, f, cache_dir).rgba, em.margin)
+        if float(rgba[..., 3].max(initial=0)) > 0.01 and int((rgba[..., 3] > 0.01).sum()) >= 16:
+            return f, rgba
+    return None
+
+
+def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine, cache_dir: Path,
+                     shared: dict) -> object:
+    """Per-shot estimates of one element (plate measurements shared between elements)."""
+    from gvfx.match.stage import PlateSample, estimate
+
+    mid = frames[len(frames) // 2]
+    if "sample" not in shared:
+        try:
+            z = plate.depth(mid)
+        except GvfxError as exc:
+            log.warning("match: no plate depth (%s): depth-based matching is off", exc)
+            z = None
+        shared["sample"] = PlateSample(mid, plate.rgba(mid)[..., :3], z, plate.camera)
+    first = None
+    if em.settings.colour_strength > 0 and em.settings.colour_match is None:
+        first = _first_visible(engine, em, cache_dir, frames)
+    return estimate(em.settings, shared["sample"], element_rgba=None if first is None else first[1],
+                    element_plate_rgb=None if first is None else plate.rgba(first[0])[..., :3],
+                    light_hint=em.spec.params.get("light_dir"), cache=shared)
 
 
 def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool = False,
@@ -133,20 +204,42 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
     out = job.output
     out.mkdir(parents=True, exist_ok=True)
 
-    # 1. validate and simulate every element once (the sim cache is shared by every chunk)
-    engines, hashes, caches = {}, {}, {}
+    # 1. validate and simulate every element once (the sim cache is shared by every chunk); elements
+    #    render on an overscan canvas (gvfx.match.lens), so the margin is part of the cache key
+    from gvfx.match.lens import overscan_context, overscan_margin, overscan_spec
+
+    engines, hashes, caches, ems = {}, {}, {}, {}
+    ctx_by_margin: dict[int, object] = {}
     for spec in job.elements:
         eng = get_engine(spec.engine)
-        eng.validate(spec, ctx)
+        st = job.match_settings(spec.name)
+        m = overscan_margin(plate.width, st.overscan_px)
+        if m not in ctx_by_margin:
+            ctx_by_margin[m] = overscan_context(ctx, m)
+        ems[spec.name] = _ElementMatch(overscan_spec(spec, m, plate.width, plate.height), st, m, ctx_by_margin[m],
+                                       _distort_map(st, plate.width, plate.height, m))
+        eng.validate(ems[spec.name].spec, ems[spec.name].ctx)
         engines[spec.name] = eng
-        hashes[spec.name] = element_spec_hash(spec, job, all_frames)
-        caches[spec.name] = out / "cache" / f"{spec.name}-{hashes[spec.name]}"
+        sim_hash = hashlib.sha256(f"{element_spec_hash(spec, job, all_frames)}:overscan{m}".encode()).hexdigest()[:16]
+        caches[spec.name] = out / "cache" / f"{spec.name}-{sim_hash}"
+        match_blob = json.dumps(st.to_dict(), sort_keys=True, default=str)
+        if st.stmap:
+            match_blob += _file_hash(Path(st.stmap)) or ""
+        hashes[spec.name] = hashlib.sha256(f"{sim_hash}:{match_blob}".encode()).hexdigest()[:16]
     for spec in job.elements:
         stage = f"sim {spec.name} ({spec.effect})"
-        engines[spec.name].prepare(spec, ctx, caches[spec.name],
+        em = ems[spec.name]
+        engines[spec.name].prepare(em.spec, em.ctx, caches[spec.name],
                                    progress=lambda d, t, m="", s=stage: prog(s, d, t))
         if cancel and cancel():
             raise CancelledError("render cancelled")
+
+    # 1b. match estimates, once per shot (never per frame or per chunk: nothing flickers)
+    shared: dict = {}
+    for i, spec in enumerate(job.elements):
+        em = ems[spec.name]
+        em.estimates = _match_estimates(plate, all_frames, em, engines[spec.name], caches[spec.name], shared)
+        prog("match estimates", i + 1, len(job.elements))
 
     # 2. versions
     results: dict[str, SequenceOutput] = {}
@@ -158,8 +251,9 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
                                        "job": str(job.source) if job.source else None})
         if resumed:
             log.info("resuming %s in %s", spec.name, vdir)
-        results[spec.name] = SequenceOutput(spec.name, vdir, str(vdir / f"{spec.name}.####.exr"), todo, h,
-                                            _element_metadata(spec, h, job.plate.colorspace))
+        meta = {**_element_metadata(spec, h, job.plate.colorspace), **ems[spec.name].estimates.metadata(),
+                "gvfx:match:settings": json.dumps(ems[spec.name].settings.to_dict(), sort_keys=True, default=str)}
+        results[spec.name] = SequenceOutput(spec.name, vdir, str(vdir / f"{spec.name}.####.exr"), todo, h, meta)
     comp_out = None
     if job.comp:
         comp_hash = hashlib.sha256("".join(hashes[s.name] for s in job.elements).encode()).hexdigest()[:16]
@@ -168,9 +262,11 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
         comp_out = SequenceOutput("comp", vdir, str(vdir / "comp.####.exr"), todo, comp_hash,
                                   {"kind": "comp", "spec_hash": comp_hash, "version": gvfx.__version__})
 
-    # 3. frames: render each element, write it, comp over the plate; writes overlap the next render
-    from gvfx.comp import comp_elements
+    # 3. frames: render and match every element, write its layers, rebuild the comp from them (the
+    #    recipe of gvfx.match.stage); writes overlap the next frame's work
     from gvfx.exr import write_layers
+    from gvfx.match.lens import pad_edge
+    from gvfx.match.stage import grain_seed, layer_dict, match_frame, occlude, rebuild_comp, write_matched
     from gvfx.sequence import frame_path
 
     pending: list[Future] = []
@@ -178,21 +274,38 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
         for i, f in enumerate(todo):
             if cancel and cancel():
                 raise CancelledError("render cancelled", frame=f)
-            layers = []
             comp_path = frame_path(comp_out.pattern, f) if comp_out else None
             need_comp = comp_path is not None and not (resume and comp_path.exists())
-            for spec in job.elements:
-                res = results[spec.name]
-                path = frame_path(res.pattern, f)
-                if resume and path.exists():
-                    if need_comp:
-                        layers.append(_read_element(path))
-                    continue
-                ef = engines[spec.name].render_frame(spec, ctx, f, caches[spec.name])
-                pending.append(pool.submit(_write_element, path, ef, res.metadata, job.plate.colorspace, f))
-                layers.append((ef.rgba, ef.z, ef.holdout))
+            paths = {s.name: frame_path(results[s.name].pattern, f) for s in job.elements}
+            # a frame's elements are rendered together (their holdouts include each other)
+            have_all = resume and all(p.exists() for p in paths.values())
+            layers = []
+            if have_all:
+                if need_comp:
+                    layers = [_read_matched_layers(paths[s.name]) for s in job.elements]
+            else:
+                plate_rgba = plate.rgba(f)
+                plate_z = plate.depth(f)
+                padded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+                mfs = []
+                for spec in job.elements:
+                    em = ems[spec.name]
+                    if em.margin not in padded:
+                        padded[em.margin] = (pad_edge(plate_rgba[..., :3], em.margin), pad_edge(plate_z, em.margin))
+                    prgb, pz = padded[em.margin]
+                    ef = engines[spec.name].render_frame(em.spec, em.ctx, f, caches[spec.name])
+                    mfs.append(match_frame(ef, frame=f, plate_rgb=prgb, plate_z=pz, track=em.ctx.camera,
+                                           settings=em.settings, estimates=em.estimates,
+                                           seed=grain_seed(spec.seed, f), element_shutter_frames=spec.shutter_frames,
+                                           margin=em.margin, distort_src_px=em.distort))
+                occlude(mfs)
+                for spec, mf in zip(job.elements, mfs):
+                    pending.append(pool.submit(write_matched, paths[spec.name], mf, width=plate.width,
+                                               height=plate.height, metadata=results[spec.name].metadata,
+                                               colorspace=job.plate.colorspace, frame=f))
+                layers = [layer_dict(mf) for mf in mfs]
             if need_comp:
-                comp = comp_elements(plate.rgba(f), layers)
+                comp = rebuild_comp(plate.rgba(f), layers)
                 pending.append(pool.submit(write_layers, comp_path, rgba=comp, colorspace=job.plate.colorspace,
                                            metadata={**comp_out.metadata, "frame": int(f)}))
             # keep memory flat: wait for old writes before queuing many more
@@ -212,7 +325,7 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
     timeline = None
     if write_timeline_file:
         timeline = write_shot_timeline(job, plate, results, comp_out)
-    return RenderResult(plate, results, comp_out, timeline)
+    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
 
 
 def _seqref(name: str, pattern: str, first: int, last: int, metadata: dict):
@@ -236,12 +349,12 @@ def write_shot_timeline(job: Job, plate: Plate, elements: dict[str, SequenceOutp
     for spec in job.elements:
         res = elements[spec.name]
         info = read_version_info(res.version_dir)
-        els.append(_seqref(f"{spec.name}_{res.version_dir.name}", res.pattern, first, last,
+        els.append(_seqref(spec.name, res.pattern, first, last,
                            {**res.metadata, "status": info.get("status"), "version": res.version_dir.name}))
     comp_ref = None
     if comp is not None:
         info = read_version_info(comp.version_dir)
-        comp_ref = _seqref(f"comp_{comp.version_dir.name}", comp.pattern, first, last,
+        comp_ref = _seqref("comp", comp.pattern, first, last,
                            {**comp.metadata, "status": info.get("status"), "version": comp.version_dir.name})
     return write_timeline(job.output / f"{job.name}.otio", name=job.name, fps=job.fps, plate=plate_ref,
                           elements=els, comp=comp_ref, metadata={"job": str(job.source) if job.source else None})

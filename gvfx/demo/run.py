@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from gvfx.engines.sim.common import DEFAULT_LIGHT_DIR
 from gvfx.render import RenderResult, StageProgress, render_job
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,20 @@ def demo_job_dict(scene, plate_pattern: str, camera_file: str, frames: list[int]
         "camera": {"file": camera_file},
         "output": ".",
         "fps": 24,
+        # the match stage: the demo plate's sun is the sim's default key light; light sources (fire,
+        # sparks) are not colour-graded towards their surroundings
+        "match": {"light_dir": [round(float(x), 4) for x in DEFAULT_LIGHT_DIR], "shutter_frames": 0.5},
         "elements": [
             {"name": "fire", "effect": "fire", "placement": {"point": fire_at}, "size_m": 0.55, "seed": 7,
-             "start_frame": first, "shutter": 0.5, "motion_samples": 2},
-            {"name": "sparks", "effect": "sparks", "placement": {"point": edge}, "size_m": 0.3, "seed": 11,
-             "start_frame": first, "shutter": 0.5, "motion_samples": 3},
+             "start_frame": first, "shutter": 0.5, "motion_samples": 2,
+             "match": {"colour_strength": 0.0, "shadow_strength": 0.3}},
+            {"name": "sparks", "effect": "sparks", "placement": {"point": edge}, "size_m": 1.0, "seed": 11,
+             "start_frame": first, "shutter": 0.5, "motion_samples": 3,
+             # a grinder-like fountain thrown up and out over the edge, falling to the floor
+             "params": {"speed_mps": 2.6, "direction": [1.0, 1.1, 0.35], "spread_deg": 30, "lifetime_s": 1.0,
+                        "temperature_K": 3600, "intensity": 14, "count": 2500, "emit_frames": 20,
+                        "restitution": 0.45},
+             "match": {"colour_strength": 0.0, "shadow_strength": 0.0, "contact_strength": 0.0}},
             {"name": "ball", "effect": "insert", "reference": reference,
              "placement": {"point": ball_at}, "size_m": 0.22, "seed": 3,
              "start_frame": first, "shutter": 0.5, "motion_samples": 5,
@@ -87,9 +97,80 @@ def demo_job_dict(scene, plate_pattern: str, camera_file: str, frames: list[int]
     }
 
 
+def solve_job_dict(job: dict, track, frames: list[int], camera_height_m: float) -> dict:
+    """The demo job in ``--solve`` mode: the camera and depth come from ``gvfx analyze``.
+
+    The solved world differs from the scene's by a similarity, so world-point placements become screen
+    positions on the first frame (the true points projected by the true camera), which hold for any
+    camera. The camera height (a tape measure on set) gives the solve its metric scale.
+    """
+    import copy
+
+    j = copy.deepcopy(job)
+    j["camera"] = {"solve": True, "height_m": float(camera_height_m)}
+    j["depth"] = {"source": "sfm"}
+    for el in j["elements"]:
+        point = el.get("placement", {}).get("point")
+        if point is not None:
+            uv, _ = track.project_world(np.asarray([point], dtype=np.float64), frames[0])
+            el["placement"] = {"screen": [round(float(uv[0, 0]), 2), round(float(uv[0, 1]), 2)], "frame": frames[0]}
+    return j
+
+
+def _snap_to_depth(job: dict, z: np.ndarray, max_px: int = 40) -> None:
+    """Move each screen placement to the nearest pixel with solved depth (sparse depth has holes)."""
+    ok = np.isfinite(z) & (z > 0)
+    if not ok.any():
+        return
+    vv, uu = np.nonzero(ok)
+    for el in job["elements"]:
+        pl = el.get("placement", {})
+        if "screen" not in pl:
+            continue
+        u, v = pl["screen"]
+        if ok[min(int(v), z.shape[0] - 1), min(int(u), z.shape[1] - 1)]:
+            continue
+        d = (uu + 0.5 - u) ** 2 + (vv + 0.5 - v) ** 2
+        k = int(np.argmin(d))
+        if d[k] <= max_px ** 2:
+            pl["screen"] = [float(uu[k]) + 0.5, float(vv[k]) + 0.5]
+            log.info("%s: moved to the nearest solved depth (%.0f px)", el["name"], np.sqrt(d[k]))
+
+
+def write_depth_sheet(out: Path, true_pattern: str, solved_pattern: str | None, frames: list[int]) -> Path:
+    """A contact sheet of the plate's true depth above the solved depth (inverse depth, shared scale)."""
+    from gvfx.exr import read_exr
+    from gvfx.preview import contact_sheet
+    from gvfx.sequence import frame_path
+
+    n_cols = min(6, len(frames))
+    picks = [frames[int(round(i))] for i in np.linspace(0, len(frames) - 1, n_cols)]
+
+    def grey(z: np.ndarray | None, zmin: float) -> np.ndarray | None:
+        if z is None:
+            return None
+        inv = np.where(np.isfinite(z) & (z > 0), zmin / np.maximum(z, 1e-6), 0.0)
+        g = (np.clip(inv, 0, 1) * 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+
+    true_z = [read_exr(frame_path(true_pattern, f)).depth() for f in picks]
+    zmin = float(min(np.nanmin(np.where(np.isfinite(z), z, np.nan)) for z in true_z))
+    solved = []
+    for f in picks:
+        p = frame_path(solved_pattern, f) if solved_pattern else None
+        solved.append(grey(read_exr(p).depth(), zmin) if p is not None and p.exists() else None)
+    return contact_sheet([[grey(z, zmin) for z in true_z], solved], ["true depth", "solved depth"],
+                         [str(f) for f in picks], out / "depth_sheet.png")
+
+
 def run_demo(out: Path, *, frames: int = 24, width: int = 960, height: int = 540,
-             progress: StageProgress | None = None) -> DemoSummary:
-    """Build the demo plate, render the demo job, and write the previews; see the module doc."""
+             progress: StageProgress | None = None, solve: bool = False) -> DemoSummary:
+    """Build the demo plate, render the demo job, and write the previews; see the module doc.
+
+    ``solve``: forget the plate's camera and depth, solve them with ``gvfx analyze`` (the job says
+    ``camera: {solve: true}``, ``depth: {source: sfm}``) and place the elements by screen position; a
+    second sheet, ``depth_sheet.png``, shows the true depth above the solved one.
+    """
     from gvfx.camera_io import write_usd_camera
     from gvfx.demo.scene import write_demo_plate
     from gvfx.errors import InputError
@@ -112,17 +193,39 @@ def run_demo(out: Path, *, frames: int = 24, width: int = 960, height: int = 540
     job_file = out / "demo_job.yaml"
     job_dict = demo_job_dict(scene, str(Path(pattern).relative_to(out)), str(camera_file.relative_to(out)),
                              frame_list, str(reference_image()))
+    if solve:
+        job_dict = solve_job_dict(job_dict, track, frame_list, scene.camera_height_m)
     job_file.write_text("# gvfx demo job: re-render with `gvfx render demo_job.yaml`\n"
                         + yaml.safe_dump(job_dict, sort_keys=False))
     job = load_job(job_file)
+    if solve:  # analyze now (cached for the render) and keep screen placements on solved depth
+        from gvfx.plate import open_plate
+
+        z0 = open_plate(job, progress=prog).depth(frame_list[0])
+        _snap_to_depth(job_dict, z0)
+        job_file.write_text("# gvfx demo job (--solve): re-render with `gvfx render demo_job.yaml`\n"
+                            + yaml.safe_dump(job_dict, sort_keys=False))
+        job = load_job(job_file)
     result = render_job(job, progress=prog)
 
     sheet, gif = write_previews(out, result, frame_list)
-    return DemoSummary(out, pattern, job_file, camera_file, result, sheet, gif, time.perf_counter() - t0)
+    summary = DemoSummary(out, pattern, job_file, camera_file, result, sheet, gif, time.perf_counter() - t0)
+    if solve:
+        from gvfx.plate import analysis_dir
+
+        adir = analysis_dir(job, frame_list)
+        solved_depth = adir / "depth" / "depth.####.exr"
+        depth_sheet = write_depth_sheet(out, pattern, str(solved_depth), frame_list)
+        summary.camera_file = adir / "camera.usda"
+        summary.notes.append(f"camera and depth solved from the plate: {adir / 'report.txt'}")
+        summary.notes.append(f"true vs solved depth: {depth_sheet}")
+        summary.seconds = time.perf_counter() - t0
+    return summary
 
 
 def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[Path, Path]:
-    """Contact sheet (plate / each element / comp across sampled frames) and a GIF of the comp."""
+    """Contact sheet (plate / each matched element / the shadow and holdout layers / comp across sampled
+    frames) and a GIF of the comp."""
     from gvfx.exr import read_exr
     from gvfx.preview import contact_sheet, element_preview, to_preview, write_gif
     from gvfx.sequence import frame_path
@@ -132,9 +235,30 @@ def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[
     rows, labels = [], []
     rows.append([to_preview(result.plate.rgba(f)) for f in picks])
     labels.append("plate")
+    shadow_row, holdout_row = [], []
+    for f in picks:
+        shadow_keep = holdout_max = None
+        for res in result.elements.values():
+            img = read_exr(frame_path(res.pattern, f))
+            if "shadow.A" in img.channels:
+                k = 1.0 - img.channels["shadow.A"]
+                shadow_keep = k if shadow_keep is None else shadow_keep * k
+            if "holdout.A" in img.channels:
+                hm = img.channels["holdout.A"] * (img.channels["A"] > 0)
+                holdout_max = hm if holdout_max is None else np.maximum(holdout_max, hm)
+        if shadow_keep is not None:  # the plate as the shadows leave it (grey matte over the plate)
+            shadow_row.append(to_preview(result.plate.rgba(f) * shadow_keep[..., None]))
+        if holdout_max is not None:
+            holdout_row.append(to_preview(np.repeat(holdout_max[..., None], 4, axis=-1)))
     for name, res in result.elements.items():
         rows.append([element_preview(read_exr(frame_path(res.pattern, f)).rgba()) for f in picks])
-        labels.append(name)
+        labels.append(f"{name} (matched)")
+    if len(shadow_row) == len(picks):
+        rows.append(shadow_row)
+        labels.append("plate x shadows")
+    if len(holdout_row) == len(picks):
+        rows.append(holdout_row)
+        labels.append("holdouts")
     if result.comp:
         rows.append([to_preview(read_exr(frame_path(result.comp.pattern, f)).rgba()) for f in picks])
         labels.append("comp")

@@ -7,8 +7,10 @@ its size comes from ``anchor.size_m`` times the effect's box proportions.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,9 +18,10 @@ import torch.nn.functional as F
 
 from gvfx.engines.base import EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, ProgressFn
 from gvfx.engines.sim.common import Anchor, SimCache, light_direction, resolved_params, sim_frames
-from gvfx.engines.sim.fluid import FluidParams, FluidSim, cell_to_face
+from gvfx.engines.sim.fluid import FluidParams, FluidSim, cell_to_face, torch_threads
 from gvfx.engines.sim.look import Look, default_look, fit_look, load_reference_rgb
 from gvfx.engines.sim.raymarch import MarchSettings, VolumeBox, light_transmittance, march
+from gvfx.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +47,31 @@ def _common_params(res: int, buoy: float, vort: float, diss: float, cool: float,
         Param("light_intensity", float, 1.0, "key light radiance on the smoke", 0.0, 100.0),
         Param("ambient", float, 0.25, "ambient light on the smoke", 0.0, 100.0),
         Param("source_radius", float, 0.3, "emitter radius as a fraction of size_m", 0.01, 1.0),
+        Param("turbulence", float, 1.5, "random horizontal gusts in hot gas, times the inflow speed", 0.0, 20.0),
     )
 
 
 EFFECTS: dict[str, EffectInfo] = {
     "smoke": EffectInfo("smoke", "a rising smoke plume from the anchor",
-                        _common_params(56, 3.0, 2.5, 0.15, 0.8, 6.0, 0.0, 12)),
+                        _common_params(56, 4.0, 3.0, 0.1, 0.5, 6.0, 0.0, 24)),
     "fire": EffectInfo("fire", "licking flames rising from the anchor, with smoke above",
-                       _common_params(56, 6.0, 4.0, 0.25, 2.2, 8.0, 4.0, 12)),
+                       _common_params(48, 6.0, 5.0, 0.2, 2.2, 8.0, 4.0, 24)
+                       + (Param("soot", float, 0.8, "smoke density made per unit of fuel burnt", 0.0, 10.0),)),
     "explosion": EffectInfo("explosion", "a fireball bursting from the anchor at the start frame",
-                            _common_params(56, 3.0, 2.5, 0.15, 1.2, 10.0, 6.0, 0)
-                            + (Param("expansion", float, 25.0, "divergence of the blast pulse (1/s)", 0.0, 500.0),
-                               Param("pulse_s", float, 0.12, "duration of the blast pulse (s)", 0.0, 2.0))),
+                            _common_params(48, 3.0, 4.0, 0.1, 2.5, 10.0, 3.0, 0)
+                            + (Param("expansion", float, 40.0, "divergence of the blast pulse (1/s)", 0.0, 500.0),
+                               Param("pulse_s", float, 0.12, "duration of the blast pulse (s)", 0.0, 2.0),
+                               Param("soot", float, 0.6, "smoke density made per unit of fuel burnt", 0.0, 10.0))),
 }
 
 
 def grid_layout(effect: str, anchor: Anchor, resolution: int) -> VolumeBox:
     """The sim box for ``effect`` at ``anchor``: floor on the anchor point, centred in X/Z; cell counts
-    even (multigrid) with ``resolution`` along the longest axis."""
+    multiples of 8 (so the multigrid coarsens three times) with ~``resolution`` along the longest axis."""
     prop = np.asarray(_BOX[effect], dtype=np.float64)
     longest = float(prop.max()) * anchor.size_m
     voxel = longest / resolution
-    shape = tuple(int(max(8, 4 * round(resolution * p / prop.max() / 4))) for p in prop)
+    shape = tuple(int(max(8, 8 * round(resolution * p / prop.max() / 8))) for p in prop)
     extent = voxel * np.asarray(shape, dtype=np.float64)
     p = np.asarray(anchor.point, dtype=np.float64)
     box_min = np.array([p[0] - extent[0] / 2, p[1], p[2] - extent[2] / 2])
@@ -97,13 +103,15 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
              progress: ProgressFn | None = None, device: str = "cpu") -> None:
     """Simulate ``spec.effect`` from the start frame to the last plate frame, writing per frame
     ``density`` and ``temperature`` (float16, cell-centred) plus the box placement to ``cache``."""
+    if spec.effect not in EFFECTS:
+        raise EngineError(f"effect {spec.effect!r} is not a volume effect", hint=f"use one of {', '.join(EFFECTS)}")
     info = EFFECTS[spec.effect]
     prm = resolved_params(info, spec.params)
     frames = sim_frames(spec.start_frame, ctx.frames)
     box = grid_layout(spec.effect, anchor, int(prm["resolution"]))
     fp = FluidParams(buoyancy=float(prm["buoyancy"]), vorticity=float(prm["vorticity"]),
                      density_dissipation=float(prm["dissipation"]), cooling=float(prm["cooling"]),
-                     wind_mps=tuple(float(x) for x in prm["wind"]))
+                     wind_mps=tuple(float(x) for x in prm["wind"]), burn_soot=float(prm.get("soot", 0.35)))
     sim = FluidSim(box.shape, box.voxel_m, fp, device=device)
     gen = torch.Generator(device="cpu").manual_seed(int(spec.seed))
     substeps = int(prm["substeps"])
@@ -117,11 +125,20 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
         mask = _source_mask(sim, box, centre, radius_vox, max(2.0, 0.06 * box.shape[1])).to(sim.device)
     inflow = 0.6 * anchor.size_m  # m/s upward at the emitter
     preroll = 0 if spec.effect == "explosion" else int(prm["preroll_frames"])
-    total = preroll + len(frames)
-    for n in range(total):
+    with torch_threads(int(np.prod(box.shape))):
+        _run(spec, sim, box, frames, preroll, substeps, dt, gen, mask, inflow, prm, cache, progress)
+    log.info("%s: simulated %d frames on %s grid (%d CG iterations last step)", spec.name, len(frames),
+             box.shape, sim.last_cg_iterations)
+
+
+def _run(spec: ElementSpec, sim: FluidSim, box: VolumeBox, frames: list[int], preroll: int, substeps: int,
+         dt: float, gen: torch.Generator, mask: torch.Tensor, inflow: float, prm: dict, cache: SimCache,
+         progress: ProgressFn | None) -> None:
+    """The frame loop of ``simulate``: pre-roll, then one cache entry per frame."""
+    for n in range(preroll + len(frames)):
         for _ in range(substeps):
             noise = _noise(gen, box.shape).to(sim.device)
-            _emit(spec.effect, sim, mask, noise, inflow, prm)
+            _emit(spec.effect, sim, mask, noise, inflow, prm, gen)
             sim.step(dt)
         if n >= preroll:
             frame = frames[n - preroll]
@@ -131,37 +148,53 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
                         shape=np.asarray(box.shape, np.int64))
             if progress is not None:
                 progress(n - preroll + 1, len(frames), f"{spec.name}: simulated frame {frame}")
-    log.info("%s: simulated %d frames on %s grid (%d CG iterations last step)", spec.name, len(frames),
-             box.shape, sim.last_cg_iterations)
 
 
-def _emit(effect: str, sim: FluidSim, mask: torch.Tensor, noise: torch.Tensor, inflow: float, prm: dict) -> None:
+def _emit(effect: str, sim: FluidSim, mask: torch.Tensor, noise: torch.Tensor, inflow: float, prm: dict,
+          gen: torch.Generator) -> None:
     """Inject this step's source: fuel/heat/smoke and upward inflow, or the explosion's pulse."""
+    # horizontal gusts where it is hot (licking flames, a ragged fireball)
+    turb = float(prm["turbulence"]) * inflow
+    heat = torch.clamp(sim.temperature, 0.0, 1.0)
+    gx = _noise(gen, sim.shape, 3).to(sim.device) - 0.5
+    gz = _noise(gen, sim.shape, 3).to(sim.device) - 0.5
+    sim.u = sim.u + cell_to_face(turb * heat * gx, 0)
+    sim.w = sim.w + cell_to_face(turb * heat * gz, 2)
     if effect == "explosion":
         if sim.time_s < float(prm["pulse_s"]):
-            sim.expansion = mask * float(prm["expansion"]) * (0.7 + 0.6 * noise)
-            sim.fuel = torch.maximum(sim.fuel, mask * 1.5 * (0.6 + 0.8 * noise))
-            sim.temperature = torch.maximum(sim.temperature, mask * (0.7 + 0.6 * noise))
-            sim.density = torch.maximum(sim.density, mask * 0.3 * noise)
+            lumpy = mask * torch.clamp(2.0 * noise - 0.2, 0.0, 1.0)  # a ragged, not spherical, blast
+            sim.expansion = lumpy * float(prm["expansion"])
+            sim.fuel = torch.maximum(sim.fuel, lumpy * 1.5)
+            sim.temperature = torch.maximum(sim.temperature, lumpy * 0.8)
+            sim.density = torch.maximum(sim.density, lumpy * 0.4)
         else:
             sim.expansion = torch.zeros_like(sim.expansion)
         return
+    # a ~3.5 Hz puffing of the inflow (flame flicker)
+    inflow = inflow * (0.75 + 0.35 * math.sin(2 * math.pi * 3.5 * sim.time_s))
     flick = mask * (0.3 + 1.2 * noise ** 2)
     if effect == "fire":
         sim.fuel = torch.maximum(sim.fuel, 0.8 * flick)
         sim.temperature = torch.maximum(sim.temperature, 0.45 * flick)
     else:
-        sim.density = torch.maximum(sim.density, 0.6 * flick)
-        sim.temperature = torch.maximum(sim.temperature, 0.25 * flick)
+        sim.density = torch.maximum(sim.density, 0.5 * flick)
+        sim.temperature = torch.maximum(sim.temperature, 0.6 * flick)  # warm: smoke rises by heat
     target = cell_to_face(flick * inflow, 1)
     sim.v = torch.where(target > sim.v, target, sim.v)
 
 
 def _look(spec: ElementSpec) -> Look:
-    look = default_look(spec.effect)
-    if spec.reference is not None:
-        look = fit_look(load_reference_rgb(spec.reference)[..., :3], base=look)
-    return look
+    """The element's look: the effect's default, or fitted to ``spec.reference`` (cached per file)."""
+    if spec.reference is None:
+        return default_look(spec.effect)
+    p = Path(spec.reference)
+    stamp = p.stat().st_mtime_ns if p.exists() else 0
+    return _fitted_look(str(p), stamp, spec.effect)
+
+
+@functools.lru_cache(maxsize=8)
+def _fitted_look(path: str, mtime_ns: int, effect: str) -> Look:
+    return fit_look(load_reference_rgb(path)[..., :3], base=default_look(effect))
 
 
 def _settings(spec: ElementSpec, prm: dict, look: Look) -> MarchSettings:
@@ -173,14 +206,18 @@ def _settings(spec: ElementSpec, prm: dict, look: Look) -> MarchSettings:
                          np.asarray(look.smoke_tint), light, ambient)
 
 
-def _edge_fade(shape: tuple[int, int, int], width: int = 4) -> torch.Tensor:
-    """(X, Y, Z) 0..1 window fading smoke out over ``width`` voxels at the open top and sides, so
-    smoke leaving the box thins away instead of ending at a hard plane (the floor is kept)."""
+def _edge_fade(shape: tuple[int, int, int], side: int = 6) -> torch.Tensor:
+    """(X, Y, Z) 0..1 window fading smoke out at the open sides (``side`` voxels) and over the top
+    quarter of the box (smoothstep), so smoke leaving the box thins away instead of ending at a
+    hard plane; the floor is kept."""
     ramps = []
     for a, n in enumerate(shape):
         i = torch.arange(n, dtype=torch.float32) + 0.5
-        hi = torch.clamp((n - i) / width, 0.0, 1.0)
-        ramps.append(hi if a == 1 else hi * torch.clamp(i / width, 0.0, 1.0))
+        if a == 1:
+            x = torch.clamp((n - i) / max(1.0, n / 4), 0.0, 1.0)
+            ramps.append(x * x * (3 - 2 * x))
+        else:
+            ramps.append(torch.clamp((n - i) / side, 0.0, 1.0) * torch.clamp(i / side, 0.0, 1.0))
     return ramps[0][:, None, None] * ramps[1][None, :, None] * ramps[2][None, None, :]
 
 
@@ -214,6 +251,12 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
     frames = sim_frames(spec.start_frame, ctx.frames)
     if frame < frames[0] or frame > frames[-1]:
         return empty_frame(ctx)
+    with torch_threads(0):  # single-threaded: faster on a shared machine, and reductions fixed-order
+        return _render(spec, ctx, frame, cache, frames)
+
+
+def _render(spec: ElementSpec, ctx: PlateContext, frame: int, cache: SimCache, frames: list[int]) -> ElementFrame:
+    """``render`` for a frame inside the simulated range."""
     prm = resolved_params(EFFECTS[spec.effect], spec.params)
     settings = _settings(spec, prm, _look(spec))
     light_dir = light_direction(prm)
@@ -222,6 +265,9 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
 
     def cached(f: int) -> tuple[torch.Tensor, VolumeBox]:
         if f not in grids_by_frame:
+            if not cache.has(f):
+                raise EngineError(f"no simulation cached for element {spec.name!r}", path=cache.root, frame=f,
+                                  hint="run the simulation (prepare) before rendering")
             data = cache.read(f)
             box = VolumeBox(np.asarray(data["box_min"], np.float64), float(data["voxel_m"]),
                             tuple(int(s) for s in data["shape"]))
@@ -234,7 +280,9 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
     n = max(1, int(spec.motion_samples)) if spec.shutter_frames > 0 else 1
     times = [float(frame)] if n == 1 else [frame + spec.shutter_frames * (i / (n - 1) - 0.5) for i in range(n)]
     plate_z = np.asarray(ctx.depth(frame), dtype=np.float32)
-    acc = {"rgb": 0.0, "alpha": 0.0, "alpha_front": 0.0, "z_weighted": 0.0}
+    h, w = ctx.height, ctx.width
+    acc = {"rgb": np.zeros((h, w, 3)), "alpha": np.zeros((h, w)), "alpha_front": np.zeros((h, w)),
+           "z_weighted": np.zeros((h, w))}
     for t in times:
         tc = min(max(t, frames[0]), frames[-1])
         f0 = int(math.floor(tc))
@@ -262,4 +310,26 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
         z = np.where(acc["alpha"] > 0, acc["z_weighted"] / acc["alpha"], np.inf).astype(np.float32)
         holdout = np.where(acc["alpha"] > 0, 1.0 - acc["alpha_front"] / acc["alpha"], 0.0)
     rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
-    return ElementFrame(rgba, z, np.clip(holdout, 0.0, 1.0).astype(np.float32))
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[alpha > 0] = _centre_motion(ctx, frame, frames, cached)
+    return ElementFrame(rgba, z, np.clip(holdout, 0.0, 1.0).astype(np.float32), {"motion": motion})
+
+
+def _centre_motion(ctx: PlateContext, frame: int, frames: list[int], cached) -> np.ndarray:
+    """(2,) forward screen motion, pixels per frame (u right, v down), of the volume's centre of mass
+    (density + heat) from ``frame`` to the next (the previous step on the last frame)."""
+    fa, fb = (frame, frame + 1) if frame < frames[-1] else (max(frame - 1, frames[0]), frame)
+    if fa == fb:
+        return np.zeros(2, np.float32)
+    uv = []
+    for f in (fa, fb):
+        grids, box = cached(f)
+        mass = (grids[0] + grids[1]).double()
+        total = float(mass.sum())
+        if total <= 0:
+            return np.zeros(2, np.float32)
+        idx = [torch.arange(n, dtype=torch.float64) + 0.5 for n in box.shape]
+        com = np.array([float((mass.sum(dim=tuple(d for d in range(3) if d != a)) * idx[a]).sum()) / total
+                        for a in range(3)])
+        uv.append(ctx.camera.project_world((box.box_min + com * box.voxel_m)[None], f)[0][0])
+    return (uv[1] - uv[0]).astype(np.float32)
