@@ -115,7 +115,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         from dataclasses import replace
         job = replace(job, output=Path(args.out).resolve())
     with _progress(not args.quiet) as update:
-        result = render_job(job, frames=_parse_frames(args.frames), resume=args.resume, progress=update)
+        result = render_job(job, frames=_parse_frames(args.frames), resume=args.resume, progress=update,
+                            sim_only=args.sim_only)
     for name, res in result.elements.items():
         print(f"element {name}: {res.pattern}")
         if name in result.estimates:
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="continue the latest version with the same spec hash, skipping frames already written")
     s.add_argument("--out", help="override the job's output root")
+    s.add_argument("--sim-only", action="store_true",
+                   help="only simulate into the caches and open the new versions (a farm's first step); "
+                        "render chunks afterwards with --frames A-B --resume")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_render)
 

@@ -188,8 +188,12 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
 
 def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool = False,
                progress: StageProgress | None = None, cancel: Callable[[], bool] | None = None,
-               write_timeline_file: bool = True) -> RenderResult:
-    """Render every element of ``job`` (optionally only ``frames``) and the comp; see module doc."""
+               write_timeline_file: bool = True, sim_only: bool = False) -> RenderResult:
+    """Render every element of ``job`` (optionally only ``frames``) and the comp; see module doc.
+
+    ``sim_only`` stops after the sim caches, the match estimates and the new versions exist: the farm's
+    first step. Chunks then run with ``resume=True`` and write into those versions.
+    """
     plate = open_plate(job)
     ctx = plate.context()
     all_frames = plate.frames
@@ -261,6 +265,9 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
                                 {"elements": [s.name for s in job.elements], "frames": [all_frames[0], all_frames[-1]]})
         comp_out = SequenceOutput("comp", vdir, str(vdir / "comp.####.exr"), todo, comp_hash,
                                   {"kind": "comp", "spec_hash": comp_hash, "version": gvfx.__version__})
+
+    if sim_only:
+        todo = []
 
     # 3. frames: render and match every element, write its layers, rebuild the comp from them (the
     #    recipe of gvfx.match.stage); writes overlap the next frame's work

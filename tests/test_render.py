@@ -144,3 +144,22 @@ def test_plate_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "j.yaml").write_text(yaml.safe_dump(job))
     with pytest.raises(GvfxError, match="plate frames 3, 5-6 are missing"):
         render_job(load_job(tmp_path / "j.yaml"))
+
+
+def test_sim_only_then_chunks_fill_the_same_version(shot: Path, tmp_path: Path) -> None:
+    """The farm's shape: one sim step opens the versions, chunks resume into them."""
+    from dataclasses import replace
+
+    job = replace(load_job(shot / "job.yaml"), output=tmp_path / "farm")
+    opened = render_job(job, sim_only=True, write_timeline_file=False)
+    vdir = opened.elements["sparks"].version_dir
+    assert vdir.name == "v001" and not list(vdir.glob("*.exr"))
+    assert any((tmp_path / "farm" / "cache").iterdir())
+    render_job(job, frames=(1001, 1004), resume=True, write_timeline_file=False)
+    last = render_job(job, frames=(1005, 1008), resume=True)
+    assert last.elements["sparks"].version_dir == vdir
+    assert sorted(int(p.name.split(".")[1]) for p in vdir.glob("*.exr")) == FRAMES
+    full = shot / "out" / "elements" / "sparks" / "v001"
+    for f in (1004, 1005):
+        a, b = _pixels(full / f"sparks.{f}.exr"), _pixels(vdir / f"sparks.{f}.exr")
+        assert all(np.array_equal(a[c], b[c]) for c in a)
