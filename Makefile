@@ -3,6 +3,10 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gvfx-installed
+# Blender's bpy pins numpy<2: it gets its own environment, used only to test the Blender add-on.
+BLENDER_VENV ?= .venv-blender
+BLENDER_STAMP := $(BLENDER_VENV)/.bpy-installed
+BPY_VERSION ?= 5.0.1
 
 .PHONY: demo test venv bench clean
 
@@ -13,12 +17,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+$(BLENDER_STAMP):
+	$(PY) -m venv $(BLENDER_VENV)
+	$(BLENDER_VENV)/bin/pip install -q --upgrade pip
+	$(BLENDER_VENV)/bin/pip install -q bpy==$(BPY_VERSION)
+	touch $(BLENDER_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/gvfx demo $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(BLENDER_STAMP)
+	GVFX_BLENDER_PYTHON=$(abspath $(BLENDER_VENV))/bin/python GVFX_EXECUTABLE=$(abspath $(BIN))/gvfx \
+	QT_QPA_PLATFORM=offscreen RAY_AUTH_MODE=disabled \
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(STAMP)
@@ -26,4 +38,4 @@ bench: $(STAMP)
 	for b in benchmarks/*_bench.py; do $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) gvfx-demo
+	rm -rf $(VENV) $(BLENDER_VENV) gvfx-demo

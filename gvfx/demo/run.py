@@ -92,7 +92,9 @@ def demo_job_dict(scene, plate_pattern: str, camera_file: str, frames: list[int]
             {"name": "ball", "effect": "insert", "reference": reference,
              "placement": {"point": ball_at}, "size_m": 0.22, "seed": 3,
              "start_frame": first, "shutter": 0.5, "motion_samples": 5,
-             "params": {"velocity_mps": roll}},
+             "params": {"velocity_mps": roll},
+             # an insert keeps its identity: levels and white balance towards the plate, not all the way
+             "match": {"colour_strength": 0.35}},
         ],
     }
 

@@ -216,7 +216,8 @@ def estimate_focus(plate_rgb: np.ndarray, plate_z: np.ndarray | None, *, camera:
     zmax = np.where(zok_t, zt, 0.0).max(axis=(1, 3))
     # a tile measures one depth only if its depth is nearly constant (no depth edge across it)
     val &= np.isfinite(zmin) & (zmax <= zmin * 1.1)
-    zs, rs = np.sqrt(zmin * zmax)[val], rad[val]
+    with np.errstate(invalid="ignore"):  # inf * 0 in tiles with no depth; those are not in ``val``
+        zs, rs = np.sqrt(zmin * zmax)[val], rad[val]
     cam = camera if camera is not None else default_camera(w, h)
     table = _bin_by_depth(zs, rs)
     if zs.size < _MIN_TILES or zs.max() / zs.min() < 1.5:
