@@ -1,7 +1,9 @@
 """OpenEXR reading and writing: the one module that talks to OpenImageIO about EXRs.
 
-Arrays: every channel is (H, W) float32, C-contiguous, on the **display window** (the data window is
-placed inside it, parts outside are cropped, uncovered pixels are 0). Windows are EXR-style inclusive
+Arrays: every channel is (H, W) float32 on the **display window** (the data window is placed inside it,
+parts outside are cropped, uncovered pixels are 0). When the data window is the display window the
+channels are strided views into OpenImageIO's interleaved buffer (no copy) and ``rgba()`` returns that
+buffer's R,G,B,A slice; copy before writing into them if the image is shared. Windows are EXR-style inclusive
 boxes ``(x0, y0, x1, y1)``; a ``W x H`` image at the origin has display window ``(0, 0, W-1, H-1)``.
 
 NaN / Inf policy on read (counts are kept in ``ExrImage.nonfinite`` and logged as a warning):
@@ -290,7 +292,8 @@ class ExrImage:
         alpha = ch.get("A")
         if alpha is None:
             alpha = np.ones((self.height, self.width), np.float32)
-        return np.stack(rgb + [alpha], axis=-1)
+        block = _adjacent_block(rgb + [alpha])
+        return block if block is not None else np.stack(rgb + [alpha], axis=-1)
 
     def layer(self, name: str) -> np.ndarray:
         """(H, W, C) float32 of the channels ``name.*`` (ordered R G B A U V X Y Z, then by name), or of
@@ -321,6 +324,27 @@ class ExrImage:
         """(H, W) float32 metric depth (``inf`` = no depth), or None when the image has none."""
         name = self.depth_channel()
         return None if name is None else self.channels[name]
+
+
+def _adjacent_block(planes: list[np.ndarray]) -> np.ndarray | None:
+    """The (H, W, N) interleaved array the planes are consecutive channel views of, or None.
+
+    Lets ``rgba()`` hand back OIIO's own buffer instead of stacking a copy.
+    """
+    base = planes[0].base
+    if base is None or base.ndim != 3 or any(p.base is not base for p in planes):
+        return None
+    item = base.itemsize
+    start = planes[0].__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    if start % item:
+        return None
+    first = start // item
+    for k, p in enumerate(planes):
+        if p.__array_interface__["data"][0] != planes[0].__array_interface__["data"][0] + k * item:
+            return None
+    if first + len(planes) > base.shape[2]:
+        return None
+    return base[:, :, first:first + len(planes)]
 
 
 def layer_channels(channels: Iterable[str], name: str) -> list[str]:
@@ -466,13 +490,17 @@ def _read_open(inp: Any, path: Path, *, view: str | None, frame: int | None,
                                  frame=frame, hint="the file is damaged or truncated; re-render or re-copy it")
         pixels = np.asarray(pixels, dtype=np.float32).reshape(h, w, hi - lo)
         data_windows.append(dw)
+        # Channels are views into OIIO's interleaved block when the data window is the display window
+        # (no copy: reading costs what a bare OIIO read costs); one finiteness pass covers them all.
+        in_place = dw == disp
+        all_finite = bool(np.isfinite(pixels).all())
         for idx, name in picks:
-            arr = np.array(pixels[:, :, idx - lo], dtype=np.float32, order="C")
-            counts, was_replaced = _clean(arr, name)
+            arr = pixels[:, :, idx - lo] if in_place else np.array(pixels[:, :, idx - lo], order="C")
+            counts, was_replaced = ((0, 0), False) if all_finite else _clean(arr, name)
             nonfinite[name] = counts
             if was_replaced:
                 replaced.append(name)
-            out[name] = _paste(arr, dw, disp)
+            out[name] = arr if in_place else _paste(arr, dw, disp)
     bad = {k: nonfinite[k] for k in replaced}
     if bad:
         log.warning("%s%s: non-finite pixels replaced (channel: NaN, Inf): %s", path,

@@ -48,7 +48,9 @@ def test_round_trip_every_compression(tmp_path: Path, rgba: np.ndarray, depth: n
         assert np.array_equal(img.depth(), depth)  # Z stays float32, +inf kept
     assert np.isinf(img.depth()[0, :4]).all()
     assert read_info(p).parts[0].compression == compression
-    assert img.channels["R"].dtype == np.float32 and img.channels["R"].flags.c_contiguous
+    assert img.channels["R"].dtype == np.float32 and img.channels["R"].shape == (img.height, img.width)
+    # no copy on read: channels are views of OIIO's buffer and rgba() is its R,G,B,A slice
+    assert np.shares_memory(img.rgba(), img.channels["R"])
 
 
 def test_half_and_float_selection(tmp_path: Path, rgba: np.ndarray, depth: np.ndarray) -> None:
