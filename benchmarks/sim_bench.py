@@ -135,6 +135,19 @@ def fluid_bench(sizes: list[int], steps: int, frames: int) -> None:
         print(f"{nf:4d} frames: peak RSS {float(out[0]):8.1f} MiB, simulate {float(out[1]):6.2f} s")
 
 
+def demo_bench(resolutions: list[tuple[int, int]], frames: int) -> None:
+    """Seconds per frame of the whole demo (plate, three sims, render, match, comp, previews), each
+    resolution in its own subprocess so one does not warm the other's caches."""
+    print(f"== gvfx demo, {frames} frames (everything: plate, sims, render, match, comp, previews) ==")
+    for w, h in resolutions:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "gvfx", "demo", "--quiet", "--frames", str(frames),
+                            "--resolution", f"{w}x{h}", "--out", tmp], check=True, stdout=subprocess.DEVNULL)
+            dt = time.perf_counter() - t0
+        print(f"  {w}x{h}: {dt:7.1f} s total, {dt / frames:6.2f} s/frame")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128])
@@ -143,6 +156,8 @@ def main() -> None:
     ap.add_argument("--mem-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--no-particles", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="only the peak-memory part")
+    ap.add_argument("--demo", action="store_true", help="also time the demo at 960x540 and 2048x1152")
+    ap.add_argument("--demo-frames", type=int, default=24)
     args = ap.parse_args()
     if args.mem_child is not None:
         _mem_child(args.mem_child, 56)
@@ -156,6 +171,8 @@ def main() -> None:
         else:
             print("== particles ==")
             particle_bench()
+    if args.demo:
+        demo_bench([(960, 540), (2048, 1152)], args.demo_frames)
 
 
 if __name__ == "__main__":
