@@ -204,6 +204,9 @@ def blender_extension_roots() -> list[Path]:
     env = os.environ.get("BLENDER_USER_EXTENSIONS", "").strip()
     if env:
         return [Path(env).expanduser()]
+    resources = os.environ.get("BLENDER_USER_RESOURCES", "").strip()
+    if resources:  # Blender's other override: <resources>/extensions
+        return [Path(resources).expanduser() / "extensions"]
     home = Path.home()
     if sys.platform == "darwin":
         base = home / "Library" / "Application Support" / "Blender"
