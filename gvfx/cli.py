@@ -81,6 +81,36 @@ def cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """gvfx models list | verify [NAME] | import PATH --as NAME (gvfx.engines.diffusion.store)."""
+    from gvfx.engines.diffusion import store
+
+    root = args.models
+    if args.models_command == "import":
+        st = store.import_stack(args.path, args.name, root, link=args.link, allow_pickle=args.allow_pickle)
+        print(f"imported {args.path} as {st.name} -> {st.folder}" + ("" if st.ok else f" ({'; '.join(st.problems)})"))
+        return 0 if st.ok else 1
+    if args.models_command == "verify":
+        names = [args.name] if args.name else [s.name for s in store.list_stacks(root) if s.folder.is_dir()]
+        bad = 0
+        for name in names:
+            st = store.verify(name, root, allow_pickle=args.allow_pickle)
+            bad += not st.ok
+            print(f"{'ok  ' if st.ok else 'FAIL'} {st.name:18s} {st.folder}")
+            for problem in st.problems:
+                print(f"     - {problem}")
+        if not names:
+            print(f"no stack installed in {store.models_root(root)}")
+        return 1 if bad else 0
+    print(f"model store: {store.models_root(root)}")
+    for st in store.list_stacks(root):
+        flag = f"  NON-COMMERCIAL: {', '.join(st.non_commercial)}" if st.non_commercial else ""
+        state = "installed" if st.installed else ("incomplete" if st.folder.is_dir() else "missing")
+        print(f"{st.name:18s} {st.kind:5s} {st.family:11s} {state:10s}{flag}")
+        print(f"{'':18s} licences: {st.licenses}")
+    return 0
+
+
 def cmd_effects(args: argparse.Namespace) -> int:
     from gvfx.engines import engine_names, get_engine
 
@@ -115,8 +145,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         from dataclasses import replace
         job = replace(job, output=Path(args.out).resolve())
     with _progress(not args.quiet) as update:
-        result = render_job(job, frames=_parse_frames(args.frames), resume=args.resume, progress=update,
-                            sim_only=args.sim_only)
+        if args.executor or args.address:
+            result = _render_on_executor(job, args, update)
+        else:
+            result = render_job(job, frames=_parse_frames(args.frames), resume=args.resume, progress=update,
+                                sim_only=args.sim_only, wait_lock=args.wait_lock)
     for name, res in result.elements.items():
         print(f"element {name}: {res.pattern}")
         if name in result.estimates:
@@ -125,6 +158,35 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"comp: {result.comp.pattern}")
     if result.timeline:
         print(f"timeline: {result.timeline}")
+    return 0
+
+
+def _render_on_executor(job, args: argparse.Namespace, update):
+    """``gvfx render --executor``: sim once here, chunks on the executor, finalise here (gvfx.executors)."""
+    from gvfx.executors import ExecutorOptions, render_with_executor
+
+    if args.sim_only:
+        raise GvfxError("--sim-only and --executor do not go together",
+                        hint="--executor runs the sim step itself, then the chunks")
+    options = ExecutorOptions(workers=args.workers, address=args.address, max_retries=args.max_retries)
+    run = render_with_executor(job, args.executor or "ray", options=options, frames=_parse_frames(args.frames),
+                               chunk_size=args.chunk_size, resume=args.resume, progress=update)
+    log.info("%s: sim %.1fs, %d chunks %.1fs (%.2f frames/s), finalize %.1fs", run.executor, run.sim_seconds,
+             len(run.chunks), run.chunks_seconds, run.frames_per_second, run.finalize_seconds)
+    return run.result
+
+
+def cmd_farm_openjd(args: argparse.Namespace) -> int:
+    from gvfx.farm.openjd import write_job_template
+    from gvfx.job import load_job
+
+    job = load_job(args.job)
+    out = write_job_template(job, args.output, chunk_size=args.chunk_size, frames=_parse_frames(args.frames),
+                             gvfx_command=args.gvfx, target_runtime_s=args.target_runtime)
+    print(f"job template: {out}")
+    print(f"check it:     openjd check {out}")
+    print(f"run locally:  openjd run {out} --step Sim && openjd run {out} --step Render "
+          f"&& openjd run {out} --step Finalize")
     return 0
 
 
@@ -155,7 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     w, h = _parse_resolution(args.resolution)
     with _progress(not args.quiet) as update:
         summary = run_demo(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
-                           solve=args.solve)
+                           solve=args.solve, engine=args.engine)
     print(summary.describe())
     return 0
 
@@ -193,6 +255,46 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shots(args: argparse.Namespace) -> int:
+    from gvfx.shots import job_yaml, read_edit, shots_from_timeline, write_jobs
+
+    tl = read_edit(args.edit, rate=args.rate)
+    shots = shots_from_timeline(tl, handles=args.handles, plate_template=args.plate_template,
+                                start_frame=args.start_frame, base_dir=Path(args.edit).resolve().parent)
+    if not shots:
+        raise GvfxError("the edit has no clips on its video tracks", path=args.edit)
+    if args.out:
+        for path in write_jobs(shots, args.out, effect=args.effect, edit=args.edit):
+            print(f"job: {path}")
+    else:
+        print("\n---\n".join(job_yaml(s, effect=args.effect, edit=args.edit) for s in shots), end="")
+    return 0
+
+
+def cmd_layout(args: argparse.Namespace) -> int:
+    from gvfx.layout import layout_shot, validate_layout
+
+    path = layout_shot(args.shot_root, job_path=args.job, out=args.out)
+    problems = validate_layout(path)
+    for line in problems:
+        log.warning("USD validation: %s", line)
+    print(f"layout: {path}" + (f" ({len(problems)} USD validation errors)" if problems else ""))
+    return 0
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    from gvfx.ui.studio import run
+
+    return run(args.shot_root)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from gvfx.worker import run_worker
+
+    return run_worker(preview_dir=Path(args.preview_dir) if args.preview_dir else None,
+                      shutdown_timeout=args.shutdown_timeout)
+
+
 def _parse_resolution(text: str) -> tuple[int, int]:
     try:
         w, h = (int(x) for x in text.lower().split("x"))
@@ -218,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="gvfx-demo", help="output folder (default: ./gvfx-demo)")
     s.add_argument("--frames", type=int, default=24, help="number of frames (default 24)")
     s.add_argument("--resolution", default="960x540", help="WIDTHxHEIGHT (default 960x540)")
+    s.add_argument("--engine", default="sim", choices=("sim", "diffusion"),
+                   help="diffusion: model-made elements (a tiny random model, i.e. noise, when none is installed)")
     s.add_argument("--solve", action="store_true",
                    help="forget the plate's camera and depth: solve them with `gvfx analyze` and place by screen")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -254,8 +358,59 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sim-only", action="store_true",
                    help="only simulate into the caches and open the new versions (a farm's first step); "
                         "render chunks afterwards with --frames A-B --resume")
+    ex = s.add_argument_group("scale-out (docs/farm.md)")
+    ex.add_argument("--executor", metavar="NAME",
+                    help="local or ray: sim once here, then render frame chunks on N local processes or on Ray")
+    ex.add_argument("--workers", type=int, help="worker processes / Ray CPUs (default: every core)")
+    ex.add_argument("--chunk-size", type=int, default=8, help="frames per chunk (default 8)")
+    ex.add_argument("--address", help="Ray cluster to join (e.g. auto, ray://head:10001); implies --executor ray")
+    ex.add_argument("--max-retries", type=int, default=2,
+                    help="ray: re-runs of a chunk whose worker died or raised (default 2)")
+    s.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for another render of the same shot to finish (default: refuse at "
+                        "once); --resume renders (farm chunks) share the shot lock and never wait for each other")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("shots", help="editorial in: job files for the clips of an edit (OTIO, EDL...)",
+                       description="Read an edit with OpenTimelineIO (.otio, or .edl with otio-cmx3600-adapter) "
+                                   "and print, or write into OUT/NAME/NAME.yaml, a job file per clip: name, frames "
+                                   "with handles, plate path from its media reference. docs/shot_layout.md.")
+    s.add_argument("edit", help="an .otio file, an EDL, or any format an installed OTIO adapter reads")
+    s.add_argument("-o", "--out", help="write one shot folder per clip here (default: print the jobs)")
+    s.add_argument("--handles", type=int, default=0, help="frames added before and after each cut (default 0)")
+    s.add_argument("--plate-template", help="plate path for clips without media (EDLs), relative to the shot "
+                                            "folder; {name} is the shot name, e.g. 'plates/{name}/{name}.####.exr'")
+    s.add_argument("--start-frame", type=int, default=1001,
+                   help="first frame (with handles) of shots whose media has no frame numbers (default 1001)")
+    s.add_argument("--rate", type=float, default=24.0, help="frame rate of an EDL (default 24)")
+    s.add_argument("--effect", default="smoke", help="the placeholder element's effect (default smoke)")
+    s.set_defaults(func=cmd_shots)
+
+    s = sub.add_parser("layout", help="write the shot's layout.usda: camera, plate card, element cards",
+                       description="Rebuild SHOT_ROOT/layout.usda from the shot's timeline (active versions) and "
+                                   "its job file, and check it with USD's validators. Every render writes it too.")
+    s.add_argument("shot_root", help="the shot folder (the job's output root)")
+    s.add_argument("--job", help="the job file (default: the one the timeline names)")
+    s.add_argument("-o", "--out", help="layout file (default: SHOT_ROOT/layout.usda)")
+    s.set_defaults(func=cmd_layout)
+
+    s = sub.add_parser("farm", help="describe a job for a render farm (Open Job Description)",
+                       description="Write a job for a render farm's scheduler. docs/farm.md has the details.")
+    farm = s.add_subparsers(dest="farm_command", metavar="FORMAT", required=True)
+    f = farm.add_parser("openjd", help="an Open Job Description job template: Sim, Render in chunks, Finalize",
+                        description="Write an Open Job Description template (jobtemplate-2023-09, TASK_CHUNKING) "
+                                    "that any OpenJD runner (AWS Deadline Cloud, `openjd run`) executes: a Sim "
+                                    "step, a Render step whose tasks are frame chunks, and a Finalize step.")
+    f.add_argument("job", help="job file (.yaml, .yml or .json)")
+    f.add_argument("-o", "--output", default="job-template.yaml",
+                   help="template file, .yaml or .json (default job-template.yaml); put it next to the job file so "
+                        "the JobFile/OutputDir defaults can be relative")
+    f.add_argument("--chunk-size", type=int, default=8, help="frames per Render task (default 8)")
+    f.add_argument("--frames", help="FIRST-LAST (default: the plate's frames)")
+    f.add_argument("--gvfx", default="gvfx", help="the gvfx command on the render nodes (default: gvfx)")
+    f.add_argument("--target-runtime", type=int, help="seconds per chunk a scheduler may resize chunks toward")
+    f.set_defaults(func=cmd_farm_openjd)
 
     s = sub.add_parser("match", help="match an element EXR sequence to a plate: holdout, shadow, grain, colour, "
                                      "defocus, light wrap; writes the layers and a comp",
@@ -292,9 +447,42 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("engines", help="list the generation engines and their effects")
     s.set_defaults(func=cmd_engines)
 
+    s = sub.add_parser("models", help="the local model store: list, verify, import diffusion stacks",
+                       description="gvfx never downloads weights: fetch them yourself, then import/verify here.")
+    s.add_argument("--models", help="model store folder (default: $GVFX_MODELS or ~/.cache/gvfx/models)")
+    s.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin/.ckpt weights (trusted files only)")
+    models = s.add_subparsers(dest="models_command", metavar="ACTION")
+    models.add_parser("list", help="every stack manifest, installed or not, with licence flags")
+    m = models.add_parser("verify", help="files present, safetensors readable, hashes, matching base model")
+    m.add_argument("name", nargs="?", help="stack name (default: every installed stack)")
+    m = models.add_parser("import", help="copy (or --link) a diffusers-format folder into the store")
+    m.add_argument("path", help="the folder, laid out as the manifest says")
+    m.add_argument("--as", dest="name", required=True, help="stack (manifest) name")
+    m.add_argument("--link", action="store_true", help="symlink instead of copying")
+    s.set_defaults(func=cmd_models)
+
     s = sub.add_parser("effects", help="list every effect with its parameters and defaults")
     s.add_argument("--engine", help="only this engine")
     s.set_defaults(func=cmd_effects)
+
+    s = sub.add_parser("worker", help="serve host applications (Blender, Nuke, Qt): JSON lines on stdin/stdout",
+                       description="A long-lived process that renders jobs one at a time for a host application, "
+                                   "keeping loaded engines and models between jobs. Requests are JSON lines on "
+                                   "stdin, events JSON lines on stdout, logs go to stderr; "
+                                   "docs/worker_protocol.md has the protocol. Hosts start it through "
+                                   "gvfx/client.py (standard library only).")
+    s.add_argument("--preview-dir", help="folder for preview PNGs (default: $GVFX_PREVIEW_DIR or a temp folder)")
+    s.add_argument("--shutdown-timeout", type=float, default=30.0,
+                   help="seconds to wait for a running job to stop at shutdown (default 30)")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("studio", help="the gvfx panel in a window: job queue, versions, A/B viewer",
+                       description="Open the gvfx panel (the one Nuke docks) standalone: a job queue with "
+                                   "progress and cancel, the versions of a shot's elements from its OTIO "
+                                   "timeline, and a viewer with A/B wipe, channels, exposure and playback. "
+                                   "docs/studio.md has the details.")
+    s.add_argument("shot_root", nargs="?", help="a shot output folder (or .otio file) to open")
+    s.set_defaults(func=cmd_studio)
     return p
 
 

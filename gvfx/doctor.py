@@ -168,6 +168,27 @@ def _check_models(models_dir: Path | None) -> Check:
                  required=False)
 
 
+def _check_stacks(models_dir: Path | None) -> Check:
+    """The diffusion stacks installed in the model store (``store.list_stacks``): a warning names every
+    incomplete stack and every installed one holding non-commercial weights."""
+    from gvfx.engines.diffusion.store import list_stacks
+
+    stacks = list_stacks(models_dir)
+    installed = [s for s in stacks if s.installed]
+    incomplete = [s.name for s in stacks if not s.installed and s.folder.is_dir()]
+    nc = [f"{s.name} ({', '.join(s.non_commercial)})" for s in installed if s.non_commercial]
+    detail = (f"installed: {', '.join(s.name for s in installed)}" if installed else "no stack installed") + \
+        f" ({len(stacks)} manifest(s))"
+    if nc:
+        return Check("stacks", False, detail + f"; NON-COMMERCIAL weights in {'; '.join(nc)}",
+                     "not for paid work: replace those components with commercially licensed ones "
+                     "(`gvfx models list` shows every licence)", required=False)
+    if incomplete:
+        return Check("stacks", False, detail + f"; incomplete: {', '.join(incomplete)}",
+                     f"gvfx models verify {incomplete[0]} (says what is missing)", required=False)
+    return Check("stacks", True, detail, required=False)
+
+
 def _check_disk(output_root: Path) -> Check:
     root = output_root.expanduser().absolute()
     probe = root
@@ -249,6 +270,7 @@ def run_doctor(output_root: Path | None = None, models_dir: Path | None = None) 
         _safe("ocio", _check_ocio),
         _safe("devices", _check_torch_devices, False),
         _safe("models", lambda: _check_models(models_dir), False),
+        _safe("stacks", lambda: _check_stacks(models_dir), False),
         _safe("disk", lambda: _check_disk(root)),
         _safe("nuke adapter", _check_nuke, False),
         _safe("blender adapter", _check_blender, False),

@@ -19,7 +19,7 @@ from gvfx.engines.base import ElementSpec, Param, Placement
 from gvfx.errors import JobError
 
 JOB_VERSION = 1
-_TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match"}
+_TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match", "confine"}
 _PLATE_KEYS = {"path", "frames", "view", "colorspace"}
 _DEPTH_KEYS = {"path", "layer", "convention", "near", "far", "scale", "far_clip", "near_is_one", "source", "model"}
 _CAMERA_KEYS = {"file", "focal_mm", "haperture_mm", "vaperture_mm", "prim", "pixel_aspect", "solve", "height_m",
@@ -84,6 +84,8 @@ class Job:
     match: Any = None
     #: per element name, its settings with the element's own ``match:`` overrides applied
     element_match: dict = field(default_factory=dict)
+    #: ``confine: true``: every path of the job stays inside the job file's folder (the shot root)
+    confine: bool = False
 
     def match_settings(self, element: str | None = None) -> Any:
         """The MatchSettings of the shot, or of one element (its ``match:`` overrides applied)."""
@@ -301,10 +303,39 @@ def parse_job(data: Any, base_dir: Path, source: Path | None = None) -> Job:
         raise JobError(f"elements: duplicate name(s) {', '.join(dupes)}", hint="give each element its own name")
     output = Path(_resolve_path(data.get("output", "gvfx-out"), base_dir, "output"))
     name = data.get("name", source.stem if source else "shot")
+    for key, kind, label in (("name", str, "text"), ("comp", bool, "true or false"), ("confine", bool, "true or false")):
+        if key in data and not isinstance(data[key], kind):
+            raise JobError(f"{key}: expected {label}, got {data[key]!r}")
     match, element_match = _parse_match(data, els, base_dir)
-    return Job(plate=plate, depth=depth, camera=camera, elements=elements, output=output,
+    job = Job(plate=plate, depth=depth, camera=camera, elements=elements, output=output,
                fps=_num(data.get("fps", 24.0), "fps", positive=True), name=str(name),
-               comp=bool(data.get("comp", True)), source=source, match=match, element_match=element_match)
+               comp=bool(data.get("comp", True)), source=source, match=match, element_match=element_match,
+               confine=bool(data.get("confine", False)))
+    if job.confine:
+        check_confined(job, base_dir)
+    return job
+
+
+def check_confined(job: Job, root: Path) -> None:
+    """With ``confine: true``, every path of the job (plate, depth, camera, references, ST-maps, output)
+    must lie inside ``root`` (the job file's folder, the shot root). The check is lexical (``..`` is
+    resolved, symlinks are not followed), so a ``plates/`` link to a file server stays allowed."""
+    import os
+
+    top = os.path.normpath(os.path.abspath(root))
+    paths: list[tuple[str, Any]] = [("plate.path", job.plate.path), ("depth.path", job.depth.path),
+                                    ("depth.model", job.depth.model), ("camera.file", job.camera.file),
+                                    ("output", job.output)]
+    paths += [(f"elements[{e.name}].reference", e.reference) for e in job.elements]
+    paths += [("match.stmap", getattr(job.match, "stmap", None))]
+    paths += [(f"elements[{n}].match.stmap", getattr(m, "stmap", None)) for n, m in job.element_match.items()]
+    for where, p in paths:
+        if not p:
+            continue
+        full = os.path.normpath(os.path.abspath(str(p)))
+        if os.path.commonpath([full, top]) != top:
+            raise JobError(f"{where}: {full} is outside the shot root {top} (confine: true)",
+                           hint="keep every path inside the job file's folder, or set confine: false")
 
 
 def _parse_match(data: dict, els: list, base_dir: Path) -> tuple[Any, dict]:

@@ -6,7 +6,15 @@ Output layout under the job's output root::
     elements/NAME/vNNN/NAME.####.exr   one version per render (never overwritten)
     comp/vNNN/comp.####.exr
     cache/NAME-HASH/                   sim cache, shared by every chunk of the same spec
-    NAME.otio                          the shot timeline
+    NAME.otio                          the shot timeline (every version; gvfx.timeline)
+    layout.usda                        camera, plate card and element cards/boxes (gvfx.layout)
+    .gvfx.lock                         the shot lock (gvfx.lock)
+
+Reliability (docs/shot_layout.md): a fresh render holds the shot lock exclusively, ``--resume`` renders
+(farm chunks) share it; each version is marked ``rendering`` with this process (pid, host) when the
+render starts and ``complete``/``partial``/``failed`` when it ends, in its ``version.json`` and in the
+timeline, under the timeline's state lock, so a killed render leaves a readable timeline whose version
+reads back ``incomplete``.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from gvfx.engines.base import ElementFrame, ElementSpec
 from gvfx.errors import CancelledError, GvfxError, InputError
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
-from gvfx.versions import find_resumable, next_version, now_iso, read_version_info, write_version_info
+from gvfx.versions import ShotStateTracker, find_resumable, next_version, now_iso, write_shot_timeline, write_version_info  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +194,36 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
                     light_hint=em.spec.params.get("light_dir"), cache=shared)
 
 
+SHOT_LOCK_NAME = ".gvfx.lock"
+
+
+def shot_lock(job: Job, *, resume: bool, wait_s: float | None = 0.0):
+    """The shot lock of ``job``'s output root: shared for ``resume`` renders, exclusive otherwise."""
+    from gvfx.lock import FileLock
+
+    return FileLock(job.output / SHOT_LOCK_NAME, timeout=wait_s, shared=resume, what="shot lock",
+                    hint="wait for it, or use --wait-lock SECONDS (farm chunks use --resume and share it)")
+
+
 def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool = False,
                progress: StageProgress | None = None, cancel: Callable[[], bool] | None = None,
-               write_timeline_file: bool = True, sim_only: bool = False) -> RenderResult:
+               write_timeline_file: bool = True, sim_only: bool = False,
+               wait_lock: float | None = 0.0) -> RenderResult:
     """Render every element of ``job`` (optionally only ``frames``) and the comp; see module doc.
 
     ``sim_only`` stops after the sim caches, the match estimates and the new versions exist: the farm's
     first step. Chunks then run with ``resume=True`` and write into those versions.
+    ``wait_lock``: seconds to wait for the shot lock held by another render (0 = refuse at once,
+    None = wait forever); ``resume`` renders share the lock, so chunks never wait for each other.
     """
+    job.output.mkdir(parents=True, exist_ok=True)
+    with shot_lock(job, resume=resume, wait_s=wait_lock):
+        return _render_job(job, frames=frames, resume=resume, progress=progress, cancel=cancel,
+                           write_timeline_file=write_timeline_file, sim_only=sim_only)
+
+
+def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progress: StageProgress | None,
+                cancel: Callable[[], bool] | None, write_timeline_file: bool, sim_only: bool) -> RenderResult:
     plate = open_plate(job)
     ctx = plate.context()
     all_frames = plate.frames
@@ -234,7 +264,8 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
         stage = f"sim {spec.name} ({spec.effect})"
         em = ems[spec.name]
         engines[spec.name].prepare(em.spec, em.ctx, caches[spec.name],
-                                   progress=lambda d, t, m="", s=stage: prog(s, d, t))
+                                   progress=lambda d, t, m="", s=stage: prog(s, d, t),
+                                   **({"cancel": cancel} if getattr(engines[spec.name], "accepts_cancel", False) else {}))
         if cancel and cancel():
             raise CancelledError("render cancelled")
 
@@ -252,22 +283,46 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
         vdir, resumed = _open_version(out / "elements" / spec.name, h, resume,
                                       {"element": spec.name, "effect": spec.effect, "engine": spec.engine,
                                        "seed": spec.seed, "frames": [all_frames[0], all_frames[-1]],
-                                       "job": str(job.source) if job.source else None})
+                                       "job": str(job.source) if job.source else None,
+                                       "cache": _rel(caches[spec.name], out), "size_m": float(spec.size_m),
+                                       "kind": "element", **_model_fields(spec)})
         if resumed:
             log.info("resuming %s in %s", spec.name, vdir)
         meta = {**_element_metadata(spec, h, job.plate.colorspace), **ems[spec.name].estimates.metadata(),
                 "gvfx:match:settings": json.dumps(ems[spec.name].settings.to_dict(), sort_keys=True, default=str)}
+        if hasattr(engines[spec.name], "metadata"):  # e.g. the diffusion engine: model, hashes, prompt, licences
+            meta.update(engines[spec.name].metadata(spec))
         results[spec.name] = SequenceOutput(spec.name, vdir, str(vdir / f"{spec.name}.####.exr"), todo, h, meta)
     comp_out = None
     if job.comp:
         comp_hash = hashlib.sha256("".join(hashes[s.name] for s in job.elements).encode()).hexdigest()[:16]
         vdir, _ = _open_version(out / "comp", comp_hash, resume,
-                                {"elements": [s.name for s in job.elements], "frames": [all_frames[0], all_frames[-1]]})
+                                {"elements": [s.name for s in job.elements], "frames": [all_frames[0], all_frames[-1]],
+                                 "job": str(job.source) if job.source else None, "kind": "comp"})
         comp_out = SequenceOutput("comp", vdir, str(vdir / "comp.####.exr"), todo, comp_hash,
                                   {"kind": "comp", "spec_hash": comp_hash, "version": gvfx.__version__})
 
     if sim_only:
         todo = []
+    outputs = list(results.values()) + ([comp_out] if comp_out else [])
+    track = ShotStateTracker(job, plate, outputs, all_frames, write_timeline_file)
+    track.start(clean_tmp=resume)
+    try:
+        _render_frames(job, plate, todo, resume, results, comp_out, ems, engines, caches, prog, cancel)
+    except CancelledError:
+        track.end(cancelled=True)
+        raise
+    except BaseException as exc:
+        track.end(error=f"{type(exc).__name__}: {exc}")
+        raise
+    timeline = track.end()
+    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
+
+
+def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, results: dict[str, SequenceOutput],
+                   comp_out: SequenceOutput | None, ems: dict, engines: dict, caches: dict, prog: StageProgress,
+                   cancel: Callable[[], bool] | None) -> None:
+    """Step 3 of a render: every frame of ``todo``, elements and comp, skipping what ``resume`` finds."""
 
     # 3. frames: render and match every element, write its layers, rebuild the comp from them (the
     #    recipe of gvfx.match.stage); writes overlap the next frame's work
@@ -322,46 +377,15 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
         for fut in pending:
             fut.result()
 
-    # 4. mark versions complete when every frame of the range is on disk
-    for res in list(results.values()) + ([comp_out] if comp_out else []):
-        info = read_version_info(res.version_dir)
-        done = all(frame_path(res.pattern, f).exists() for f in all_frames)
-        info.update({"status": "complete" if done else "partial", "updated": now_iso()})
-        write_version_info(res.version_dir, info)
 
-    timeline = None
-    if write_timeline_file:
-        timeline = write_shot_timeline(job, plate, results, comp_out)
-    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
+def _rel(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (POSIX) when inside it, else absolute."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).resolve().as_posix()
 
 
-def _seqref(name: str, pattern: str, first: int, last: int, metadata: dict):
-    from gvfx.sequence import parse_pattern
-    from gvfx.timeline import SeqRef
-
-    parts = parse_pattern(pattern)
-    p = Path(pattern)
-    return SeqRef(name=name, directory=str(p.parent), prefix=parts.prefix.rsplit("/", 1)[-1],
-                  suffix=parts.suffix, start_frame=first, end_frame=last, padding=parts.padding, metadata=metadata)
-
-
-def write_shot_timeline(job: Job, plate: Plate, elements: dict[str, SequenceOutput],
-                        comp: SequenceOutput | None) -> Path:
-    """The shot's OTIO timeline: plate track, one track per element (its version), the comp."""
-    from gvfx.timeline import write_timeline
-
-    first, last = plate.frames[0], plate.frames[-1]
-    plate_ref = _seqref("plate", plate.sequence.pattern, first, last, {"kind": "plate"})
-    els = []
-    for spec in job.elements:
-        res = elements[spec.name]
-        info = read_version_info(res.version_dir)
-        els.append(_seqref(spec.name, res.pattern, first, last,
-                           {**res.metadata, "status": info.get("status"), "version": res.version_dir.name}))
-    comp_ref = None
-    if comp is not None:
-        info = read_version_info(comp.version_dir)
-        comp_ref = _seqref("comp", comp.pattern, first, last,
-                           {**comp.metadata, "status": info.get("status"), "version": comp.version_dir.name})
-    return write_timeline(job.output / f"{job.name}.otio", name=job.name, fps=job.fps, plate=plate_ref,
-                          elements=els, comp=comp_ref, metadata={"job": str(job.source) if job.source else None})
+def _model_fields(spec: ElementSpec) -> dict:
+    """``model`` and ``prompt`` of an element (the diffusion engine's params), when it has them."""
+    return {k: spec.params[k] for k in ("model", "prompt", "negative_prompt") if spec.params.get(k) is not None}

@@ -8,13 +8,25 @@ timeline carries the shot's ``metadata["gvfx"]``.
 Paths: a sequence folder inside the timeline file's folder is stored relative to it (POSIX, e.g.
 ``elements/fire``; ``.`` for the folder itself) so a shot folder can be moved as a whole; any other
 folder is stored absolute. :func:`clip_frame_path` resolves either back to a file path.
+
+Versions (:func:`update_timeline`, the shot timeline written by every render): each element's (and
+the comp's) clip holds **one media reference per version**, keyed ``v001``, ``v002``... (OTIO's
+``Clip.media_references``, 0.15+), each an ``ImageSequenceReference`` with ``metadata["gvfx"]``
+(engine, model, seed, prompt, spec_hash, frame_range, status, created, job, renderers...). The clip's
+``active_media_reference_key`` is the newest ``complete`` version (else the newest), and its
+``metadata["gvfx"]`` repeats that version's fields plus ``active_version`` and ``versions``. A tool that
+knows one media reference per clip sees the active version. The timeline is updated, never rebuilt:
+it is read, this render's versions are merged in and it is written back atomically, under the state
+lock (:func:`timeline_lock`). docs/shot_layout.md describes the idiom.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +38,8 @@ from gvfx.sequence import parse_pattern
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SeqRef", "write_timeline", "read_timeline", "clip_frame_path"]
+__all__ = ["SeqRef", "write_timeline", "read_timeline", "clip_frame_path", "VersionEntry", "update_timeline",
+           "timeline_versions", "active_versions", "timeline_lock", "plain"]
 
 
 @dataclass(frozen=True)
@@ -120,17 +133,28 @@ def write_timeline(path: str | Path, *, name: str, fps: float, plate: SeqRef, el
         tl.tracks.append(_track(el, fps, "element", timeline_dir, first))
     if comp is not None:
         tl.tracks.append(_track(comp, fps, "comp", timeline_dir, first))
+    _write_atomic(out, tl)
+    log.info("wrote timeline %s (%d tracks)", out, len(tl.tracks))
+    return out
+
+
+def _write_atomic(out: Path, tl: otio.schema.Timeline) -> None:
+    """Write ``tl`` to a temporary file beside ``out`` and rename it over ``out``: readers see the old
+    or the new timeline, never half of one."""
     text = otio.adapters.write_to_string(tl, "otio_json")
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        from gvfx.versions import _file_mode
+
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    log.info("wrote timeline %s (%d tracks)", out, len(tl.tracks))
-    return out
 
 
 def read_timeline(path: str | Path) -> otio.schema.Timeline:
@@ -156,3 +180,228 @@ def clip_frame_path(timeline_path: str | Path, clip: otio.schema.Clip, frame: in
                          f"({ref.start_frame}-{ref.end_frame()})", frame=frame)
     url = Path(ref.target_url_for_image_number(index))
     return url if url.is_absolute() else Path(timeline_path).resolve().parent / url
+
+
+# --- versions: one clip per sequence, one media reference per version --------------------------------
+
+_VERSION_KEY = re.compile(r"^v\d{3,}$")
+_GVFX_KINDS = ("plate", "element", "comp")
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """One version of an element (or of the comp) in the shot timeline.
+
+    ``track`` is the element's name (``comp`` for the comp), ``kind`` ``element`` or ``comp``,
+    ``version`` the folder name (``v001``); ``seq.metadata`` is the version's ``metadata["gvfx"]``.
+    ``status`` is the effective status (a ``rendering`` version whose processes are dead reads
+    ``incomplete``).
+    """
+
+    track: str
+    kind: str
+    version: str
+    seq: SeqRef
+    status: str = "incomplete"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.seq.metadata
+
+
+def plain(value: Any) -> Any:
+    """OTIO metadata (AnyDictionary / AnyVector, nested) as plain dicts and lists."""
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "items"):
+        return {str(k): plain(v) for k, v in value.items()}
+    if hasattr(value, "__iter__"):
+        return [plain(v) for v in value]
+    return value
+
+
+def timeline_lock(path: str | Path, timeout: float | None = 60.0):
+    """The state lock of a timeline (``NAME.otio.lock`` beside it): hold it around a read-merge-write."""
+    from gvfx.lock import FileLock
+
+    p = Path(path)
+    return FileLock(p.with_name(p.name + ".lock"), timeout=timeout, what="timeline lock",
+                    hint="another render is updating this shot's timeline; try again, or remove nothing: "
+                         "the lock is released when that process ends")
+
+
+def _version_number(key: str) -> int:
+    return int(key[1:]) if _VERSION_KEY.match(key) else -1
+
+
+def _ref_status(ref: otio.core.MediaReference) -> str:
+    from gvfx.versions import effective_status
+
+    return effective_status(plain(ref.metadata.get("gvfx", {})))
+
+
+def _choose_active(refs: dict[str, otio.core.MediaReference]) -> str:
+    """The newest complete version, else the newest version."""
+    keys = sorted(refs, key=_version_number)
+    complete = [k for k in keys if _ref_status(refs[k]) == "complete"]
+    return (complete or keys)[-1]
+
+
+def _track_kind(track: otio.schema.Track) -> str | None:
+    """gvfx's kind of a track (``plate``/``element``/``comp``), also for timelines of older gvfx
+    releases that marked only the clip."""
+    kind = plain(track.metadata.get("gvfx", {})).get("kind")
+    clip = _gvfx_clip(track) if kind is None else None
+    if clip is not None:
+        kind = plain(clip.metadata.get("gvfx", {})).get("kind")
+    return kind
+
+
+def _find_track(tl: otio.schema.Timeline, kind: str, name: str) -> int | None:
+    for i, track in enumerate(tl.tracks):
+        if track.name == name and _track_kind(track) == kind:
+            return i
+    return None
+
+
+def _version_refs(clip: otio.schema.Clip | None) -> dict[str, otio.core.MediaReference]:
+    """A clip's version-keyed media references (copies); an older single-reference clip gives its one
+    reference under the version its metadata names."""
+    if clip is None:
+        return {}
+    refs = {k: r.clone() for k, r in clip.media_references().items() if _VERSION_KEY.match(k)}
+    old_version = str(plain(clip.metadata.get("gvfx", {})).get("version", ""))
+    if not refs and _VERSION_KEY.match(old_version) and isinstance(clip.media_reference,
+                                                                   otio.schema.ImageSequenceReference):
+        ref = clip.media_reference.clone()
+        ref.metadata["gvfx"] = plain(clip.metadata.get("gvfx", {}))
+        refs[old_version] = ref
+    return refs
+
+
+def _gvfx_clip(track: otio.schema.Track) -> otio.schema.Clip | None:
+    return next((c for c in track if isinstance(c, otio.schema.Clip)), None)
+
+
+def _new_track(name: str, kind: str, fps: float, first_frame: int, clip_start: int,
+               refs: dict[str, otio.core.MediaReference], active: str, clip_meta: dict) -> otio.schema.Track:
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video, metadata={"gvfx": {"kind": kind}})
+    if clip_start > first_frame:
+        track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(clip_start - first_frame, fps)))
+    clip = otio.schema.Clip(name=name, source_range=refs[active].available_range, metadata={"gvfx": clip_meta})
+    clip.set_media_references(refs, active)
+    track.append(clip)
+    return track
+
+
+def _read_existing(out: Path) -> otio.schema.Timeline | None:
+    """The timeline at ``out``; an unreadable one is moved aside (``NAME.otio.broken-TIME``) with a warning."""
+    if not out.exists():
+        return None
+    try:
+        tl = otio.adapters.read_from_file(str(out))
+        if isinstance(tl, otio.schema.Timeline):
+            return tl
+        raise ValueError(f"holds a {type(tl).__name__}, not a Timeline")
+    except Exception as exc:  # OTIO raises many types
+        aside = out.with_name(f"{out.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(out, aside)
+        log.warning("%s: cannot read the existing timeline (%s); moved it to %s and started a new one",
+                    out, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, aside.name)
+        return None
+
+
+def update_timeline(path: str | Path, *, name: str, fps: float, plate: SeqRef, entries: list[VersionEntry],
+                    metadata: dict[str, Any]) -> Path:
+    """Merge ``entries`` into the shot timeline at ``path`` (created if missing) and write it atomically.
+
+    Versions already listed stay listed (an entry with the same track and version replaces the older
+    record of that version); the plate track is replaced by ``plate``. Tracks gvfx did not write are
+    kept. The caller holds :func:`timeline_lock` when other processes may update the same file.
+    """
+    if fps <= 0:
+        raise InputError(f"fps must be positive, got {fps}")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    timeline_dir = out.parent.resolve()
+    tl = _read_existing(out) or otio.schema.Timeline(name=name)
+    tl.name = name
+    tl.metadata["gvfx"] = {**plain(tl.metadata.get("gvfx", {})), **metadata}
+    first = plate.start_frame
+    tl.global_start_time = otio.opentime.RationalTime(first, fps)
+
+    plate_clip = _clip(plate, fps, "plate", timeline_dir)
+    key = otio.schema.Clip.DEFAULT_MEDIA_KEY
+    ptrack = _new_track("plate", "plate", fps, first, plate.start_frame, {key: plate_clip.media_reference.clone()},
+                        key, plain(plate_clip.metadata["gvfx"]))
+    i = _find_track(tl, "plate", "plate")
+    if i is None:
+        tl.tracks.insert(0, ptrack)
+    else:
+        tl.tracks[i] = ptrack
+
+    for (kind, track_name) in dict.fromkeys((e.kind, e.track) for e in entries):
+        i = _find_track(tl, kind, track_name)
+        refs = _version_refs(_gvfx_clip(tl.tracks[i]) if i is not None else None)
+        for e in entries:
+            if (e.kind, e.track) != (kind, track_name):
+                continue
+            built = _clip(e.seq, fps, kind, timeline_dir)  # keep the clip alive while its reference is copied
+            fresh = built.media_reference.clone()
+            fresh.metadata["gvfx"] = {**e.seq.metadata, "version": e.version,
+                                      "frame_range": [e.seq.start_frame, e.seq.end_frame]}
+            refs[e.version] = fresh
+        refs = dict(sorted(refs.items(), key=lambda kv: _version_number(kv[0])))
+        active = _choose_active(refs)
+        active_md = plain(refs[active].metadata["gvfx"])
+        clip_meta = {**active_md, "kind": kind, "status": _ref_status(refs[active]), "active_version": active,
+                     "versions": list(refs)}
+        track = _new_track(track_name, kind, fps, first, refs[active].available_range.start_time.to_frames(),
+                           refs, active, clip_meta)
+        if i is not None:
+            tl.tracks[i] = track
+        elif kind == "element" and (ci := _find_track(tl, "comp", "comp")) is not None:
+            tl.tracks.insert(ci, track)  # elements sit below the comp
+        else:
+            tl.tracks.append(track)
+    _write_atomic(out, tl)
+    log.info("updated timeline %s (%d versions merged)", out, len(entries))
+    return out
+
+
+def _seqref_of(name: str, ref: otio.schema.ImageSequenceReference, meta: dict) -> SeqRef:
+    n = ref.number_of_images_in_sequence()
+    return SeqRef(name, Path(ref.target_url_base), ref.name_prefix, ref.name_suffix, ref.start_frame,
+                  ref.start_frame + max(n, 1) - 1, ref.frame_zero_padding, meta)
+
+
+def timeline_versions(timeline: str | Path | otio.schema.Timeline) -> list[VersionEntry]:
+    """Every version listed in a shot timeline, track by track, oldest first, with effective statuses.
+
+    Relative sequence folders stay relative to the timeline's folder (see :func:`clip_frame_path`).
+    """
+    tl = timeline if isinstance(timeline, otio.schema.Timeline) else read_timeline(timeline)
+    out: list[VersionEntry] = []
+    for track in tl.tracks:
+        kind = _track_kind(track)
+        clip = _gvfx_clip(track)
+        if kind not in ("element", "comp") or clip is None:
+            continue
+        for key, ref in _version_refs(clip).items():
+            if not isinstance(ref, otio.schema.ImageSequenceReference):
+                continue
+            meta = plain(ref.metadata.get("gvfx", {}))
+            out.append(VersionEntry(track.name, kind, key, _seqref_of(track.name, ref, meta), _ref_status(ref)))
+    return sorted(out, key=lambda e: (e.kind, e.track, _version_number(e.version)))
+
+
+def active_versions(timeline: str | Path | otio.schema.Timeline) -> dict[str, VersionEntry]:
+    """Per element name (and ``comp``), the version its clip shows (``active_media_reference_key``)."""
+    tl = timeline if isinstance(timeline, otio.schema.Timeline) else read_timeline(timeline)
+    by_key = {(e.track, e.version): e for e in timeline_versions(tl)}
+    out = {}
+    for track in tl.tracks:
+        clip = _gvfx_clip(track)
+        if clip is not None and (track.name, clip.active_media_reference_key) in by_key:
+            out[track.name] = by_key[(track.name, clip.active_media_reference_key)]
+    return out

@@ -52,9 +52,38 @@ def _build_depth_anything(out_dir: Path) -> Path:
     return out_dir
 
 
+def _video_builder(name: str) -> Callable[[Path], Path]:
+    """A builder from ``model/tiny_video.py`` (the video stacks), loaded by path when first called."""
+    def build(out_dir: Path) -> Path:
+        import importlib.util
+
+        path = Path(__file__).with_name("tiny_video.py")
+        spec = importlib.util.spec_from_file_location("gvfx_model_tiny_video", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, name)(out_dir)
+    return build
+
+
+def _image_builder(name: str) -> Callable[[Path], Path]:
+    """A builder from ``model/tiny_image.py`` (the image diffusion stacks), loaded by path when first called."""
+    def build(out_dir: Path) -> Path:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("gvfx_model_tiny_image", Path(__file__).with_name("tiny_image.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, name)(out_dir)
+    return build
+
+
 #: name -> builder(out_dir) -> out_dir
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "depth_anything": _build_depth_anything,
+    "wan_vace": _video_builder("build_wan_vace"),
+    "animatediff_depth": _video_builder("build_animatediff_depth"),
+    "sd15_depth_ip": _image_builder("build_sd15_depth_ip"),
+    "sdxl_depth_ip": _image_builder("build_sdxl_depth_ip"),
 }
 
 

@@ -131,3 +131,47 @@ def test_format_and_exit_code():
     assert lines[2].startswith("warn") and "do y" in lines[2]
     assert exit_code(checks) == 1
     assert exit_code([checks[0], checks[2]]) == 0
+
+
+def _fake_stack(manifests, store, name: str, licence: str, non_commercial: bool, complete: bool = True) -> None:
+    """A one-component stack manifest and its folder (the store only checks the files are there)."""
+    import yaml
+
+    manifests.mkdir(exist_ok=True)
+    (manifests / f"{name}.yaml").write_text(yaml.safe_dump({
+        "manifest_version": 2, "name": name, "kind": "image", "family": "sd15",
+        "pipelines": {"element": "StableDiffusionControlNetPipeline"},
+        "components": {"unet": {"folder": "unet", "class": "diffusers.UNet2DConditionModel",
+                                "files": ["config.json", "diffusion_pytorch_model.safetensors"],
+                                "license": {"id": licence, "non_commercial": non_commercial}}}}))
+    unet = store / name / "unet"
+    unet.mkdir(parents=True)
+    (unet / "config.json").write_text("{}")
+    if complete:
+        (unet / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+
+
+def test_stacks_check_lists_installed_stacks_from_the_store(monkeypatch, tmp_path):
+    manifests, store = tmp_path / "manifests", tmp_path / "store"
+    monkeypatch.setenv("GVFX_STACKS", str(manifests))
+    _fake_stack(manifests, store, "studio_ok", "apache-2.0", False)
+    c = _by_name(run_doctor(tmp_path, models_dir=store))["stacks"]
+    assert c.ok and "installed: studio_ok" in c.detail
+    _fake_stack(manifests, store, "half_there", "apache-2.0", False, complete=False)
+    c = doctor._check_stacks(store)
+    assert c.status == "warn" and "incomplete: half_there" in c.detail and "gvfx models verify half_there" in c.fix
+
+
+def test_stacks_check_warns_about_non_commercial_weights(monkeypatch, tmp_path):
+    manifests, store = tmp_path / "manifests", tmp_path / "store"
+    monkeypatch.setenv("GVFX_STACKS", str(manifests))
+    _fake_stack(manifests, store, "studio_ok", "apache-2.0", False)
+    _fake_stack(manifests, store, "research_only", "CC-BY-NC-4.0", True)
+    monkeypatch.setenv("GVFX_MODELS", str(store))  # the default store is the one the stacks are in
+    checks = run_doctor(tmp_path)
+    c = _by_name(checks)["stacks"]
+    assert c.status == "warn" and "research_only (unet)" in c.detail and "NON-COMMERCIAL" in c.detail
+    assert "studio_ok" in c.detail and "paid work" in c.fix
+    line = [ln for ln in format_checks(checks).splitlines() if " stacks " in ln][0]
+    assert line.startswith("warn") and "research_only" in line
+    assert exit_code(checks) == 0  # a warning, not a failure

@@ -166,7 +166,7 @@ def write_depth_sheet(out: Path, true_pattern: str, solved_pattern: str | None, 
 
 
 def run_demo(out: Path, *, frames: int = 24, width: int = 960, height: int = 540,
-             progress: StageProgress | None = None, solve: bool = False) -> DemoSummary:
+             progress: StageProgress | None = None, solve: bool = False, engine: str = "sim") -> DemoSummary:
     """Build the demo plate, render the demo job, and write the previews; see the module doc.
 
     ``solve``: forget the plate's camera and depth, solve them with ``gvfx analyze`` (the job says
@@ -197,6 +197,9 @@ def run_demo(out: Path, *, frames: int = 24, width: int = 960, height: int = 540
                              frame_list, str(reference_image()))
     if solve:
         job_dict = solve_job_dict(job_dict, track, frame_list, scene.camera_height_m)
+    notes: list[str] = []
+    if engine == "diffusion":
+        notes.append(diffusion_elements(job_dict, out))
     job_file.write_text("# gvfx demo job: re-render with `gvfx render demo_job.yaml`\n"
                         + yaml.safe_dump(job_dict, sort_keys=False))
     job = load_job(job_file)
@@ -211,7 +214,8 @@ def run_demo(out: Path, *, frames: int = 24, width: int = 960, height: int = 540
     result = render_job(job, progress=prog)
 
     sheet, gif = write_previews(out, result, frame_list)
-    summary = DemoSummary(out, pattern, job_file, camera_file, result, sheet, gif, time.perf_counter() - t0)
+    summary = DemoSummary(out, pattern, job_file, camera_file, result, sheet, gif, time.perf_counter() - t0,
+                          notes=notes)
     if solve:
         from gvfx.plate import analysis_dir
 
@@ -223,6 +227,50 @@ def run_demo(out: Path, *, frames: int = 24, width: int = 960, height: int = 540
         summary.notes.append(f"true vs solved depth: {depth_sheet}")
         summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def diffusion_elements(job_dict: dict, out: Path) -> str:
+    """Replace the demo's elements with diffusion ones (an ``element`` where the fire was, an ``insert``
+    where the ball starts) on the installed ``sd15_depth_ip`` stack, or — when none is installed — on the
+    tiny random one built into ``OUT/tiny_models`` (its pictures are noise: it proves the path, not the
+    look). Returns the note the summary prints."""
+    from gvfx.engines.diffusion.store import models_root, verify
+
+    real = verify("sd15_depth_ip").ok
+    if real:
+        store, params, note = models_root(), {"steps": 25, "model_resolution": 512}, \
+            f"diffusion elements made with the installed sd15_depth_ip stack in {models_root()}"
+    else:
+        import importlib.util
+
+        store = out / "tiny_models"
+        if not verify("sd15_depth_ip", store).ok:
+            spec = importlib.util.spec_from_file_location(
+                "gvfx_model_tiny", Path(__file__).resolve().parents[2] / "model" / "tiny.py")
+            if spec is None or not Path(spec.origin).is_file():
+                from gvfx.errors import InputError
+
+                raise InputError("no sd15_depth_ip stack is installed and model/tiny.py (the gvfx source tree) is "
+                                 "not here to build a tiny one", hint="`gvfx models list` shows what to install")
+            tiny = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(tiny)
+            tiny.build_tiny("sd15_depth_ip", store / "sd15_depth_ip")
+        params = {"steps": 4, "model_resolution": 128}
+        note = ("NO REAL MODEL INSTALLED: the diffusion elements come from a TINY RANDOM model "
+                f"({store / 'sd15_depth_ip'}), so their pictures are NOISE. They prove the whole path "
+                "(load, generate, matte, place, EXR metadata); install sd15_depth_ip (`gvfx models list`) for real ones.")
+    by_name = {e["name"]: e for e in job_dict["elements"]}
+    first = next(iter(by_name.values()))
+    fire = by_name.get("fire", first)["placement"]
+    ball = by_name.get("ball", first)["placement"]
+    common = {"stack": "sd15_depth_ip", "models": str(store), **params}
+    job_dict["elements"] = [
+        {"name": "lantern", "engine": "diffusion", "effect": "element", "placement": fire, "size_m": 0.35, "seed": 1,
+         "params": {**common, "prompt": "a glowing paper lantern"}},
+        {"name": "vase", "engine": "diffusion", "effect": "insert", "placement": ball, "size_m": 0.3, "seed": 2,
+         "params": {**common, "prompt": "a blue ceramic vase on the table"}},
+    ]
+    return note
 
 
 def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[Path, Path]:

@@ -11,7 +11,7 @@ from gvfx.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-_BUILTIN = {"sim": "gvfx.engines.sim:SimEngine"}
+_BUILTIN = {"sim": "gvfx.engines.sim:SimEngine", "diffusion": "gvfx.engines.diffusion:DiffusionEngine"}
 _cache: dict[str, Engine] = {}
 
 

@@ -1,0 +1,47 @@
+"""The GVFX menu, toolbar and callbacks, installed once from ``menu.py``."""
+
+from __future__ import annotations
+
+import nuke
+
+_installed = False
+
+
+def _call(module: str, func: str):
+    """A menu command that imports lazily and shows a failed import as a message with the fix."""
+    def run():
+        import importlib
+
+        try:
+            mod = importlib.import_module(f"gvfx_nuke.{module}")
+        except ImportError as exc:
+            nuke.message(f"GVFX could not load: {exc}")
+            return None
+        return getattr(mod, func)()
+    run.__name__ = f"gvfx_{func}"
+    return run
+
+
+ENTRIES = (("GVFX Element", "nodes", "create_element"), ("GVFX Insert", "nodes", "create_insert"),
+           ("GVFX Match", "nodes", "create_match"))
+
+
+def build() -> None:
+    """GVFX menu (Nuke menu bar) and toolbar, the knobChanged callback and the panel (GUI only)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    from gvfx_nuke import nodes
+
+    nuke.addKnobChanged(nodes.knob_changed, nodeClass="Group")
+    if not nuke.GUI:
+        return
+    menu = nuke.menu("Nuke").addMenu("GVFX")
+    toolbar = nuke.toolbar("Nodes").addMenu("GVFX")
+    for label, module, func in ENTRIES:
+        menu.addCommand(label, _call(module, func))
+        toolbar.addCommand(label, _call(module, func))
+    menu.addSeparator()
+    menu.addCommand("gvfx panel", _call("panel", "show"))
+    _call("panel", "register")()

@@ -1,0 +1,1 @@
+"""Fake ``nukescripts`` (only ``panels.registerWidgetAsPanel``/``restorePanel``) for gvfx_nuke tests."""

@@ -1,0 +1,247 @@
+"""The Blender add-on in real Blender (the ``bpy`` module in its own venv, $GVFX_BLENDER_PYTHON),
+installed from the zip ``hosts/blender/build.py`` builds, driving a real ``gvfx worker``
+($GVFX_EXECUTABLE) on a small demo plate. The Blender-side scripts are in ``blender_scripts/``; each
+writes a JSON of what it saw, asserted here (pixels are compared with OpenImageIO in this venv)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).resolve().parent / "blender_scripts"
+W, H, FRAMES, FIRST = 96, 54, 6, 1001
+
+
+def _blender_python() -> str:
+    exe = os.environ.get("GVFX_BLENDER_PYTHON", "").strip()
+    if not exe:
+        pytest.skip("GVFX_BLENDER_PYTHON is not set (a Python with bpy 5.x: python3 -m venv .venv-blender && "
+                    ".venv-blender/bin/pip install bpy==5.0.1)")
+    if not Path(exe).is_file():
+        pytest.skip(f"GVFX_BLENDER_PYTHON={exe} does not exist")
+    return exe
+
+
+def _gvfx_executable() -> str:
+    exe = os.environ.get("GVFX_EXECUTABLE", "").strip() or str(Path(sys.executable).parent / "gvfx")
+    if not Path(exe).is_file():
+        exe = shutil.which("gvfx") or ""
+    if not exe:
+        pytest.skip("no gvfx executable: set GVFX_EXECUTABLE")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory):
+    """The built zip, a 96x54 6-frame demo plate with depth, and the config the scripts read."""
+    bpy_python, gvfx_exe = _blender_python(), _gvfx_executable()
+    from gvfx.demo.scene import write_demo_plate
+
+    work = tmp_path_factory.mktemp("blender")
+    build = subprocess.run([sys.executable, str(ROOT / "hosts/blender/build.py"), "-o", str(work / "dist"), "--legacy"],
+                           capture_output=True, text=True, timeout=60)
+    assert build.returncode == 0, build.stderr
+    zip_path, legacy_zip = build.stdout.split()[:2]
+    _, track, scene = write_demo_plate(work / "plate", W, H, FRAMES)
+    return {"python": bpy_python, "work": work, "track": track,
+            "cfg": dict(zip=zip_path, legacy_zip=legacy_zip, first=FIRST, last=FIRST + FRAMES - 1, width=W, height=H,
+                        focal_mm=scene.focal_mm, haperture_mm=scene.haperture_mm,
+                        cam_to_world=[track.transform(f).tolist() for f in track.frames],
+                        plate_first=str(work / "plate" / f"plate.{FIRST}.exr"), executable=gvfx_exe,
+                        point=list(scene.table_top_center), point2=list(scene.box_top_center), size_m=0.5, check_frame=FIRST + 2,
+                        crashing_worker=str(SCRIPTS / "crashing_worker.py"))}
+
+
+def _run(shot, script: str, name: str, timeout: float = 240) -> dict:
+    work = shot["work"] / name
+    work.mkdir()
+    res_dir = work / "blender_user"
+    cfg = dict(shot["cfg"], work=str(work), output=str(work / "out"), result=str(work / "result.json"))
+    (work / "cfg.json").write_text(json.dumps(cfg))
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(res_dir), BLENDER_USER_EXTENSIONS=str(res_dir / "extensions"))
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([shot["python"], str(SCRIPTS / script), "--", str(work / "cfg.json")], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    log = f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, log
+    assert (work / "result.json").is_file(), log
+    out = json.loads((work / "result.json").read_text())
+    out["_work"], out["_log"], out["_res"] = work, log, res_dir
+    return out
+
+
+def _pixels(path: str | Path, to_rec709: bool = False) -> np.ndarray:
+    import OpenImageIO as oiio
+
+    buf = oiio.ImageBuf(str(path))
+    assert not buf.has_error, buf.geterror()
+    if to_rec709:  # Blender's compositor works (and writes EXRs) in Linear Rec.709
+        buf = oiio.ImageBufAlgo.colorconvert(buf, "ACEScg", "lin_rec709")
+    return buf.get_pixels(oiio.FLOAT)[..., :4]
+
+
+@pytest.fixture(scope="module")
+def generated(shot):
+    return _run(shot, "generate.py", "generate")
+
+
+def test_installed_from_zip_where_doctor_looks(generated):
+    ext = generated["_res"] / "extensions" / "user_default" / "gvfx"
+    assert (ext / "blender_manifest.toml").is_file() and (ext / "vendor" / "gvfx_client.py").is_file()
+
+
+def test_generate_loads_versions_and_builds_the_comp_tree(generated):
+    g = generated
+    assert g["first_run"] == ["FINISHED"] and g["second_run"] == ["FINISHED"], g["_log"]
+    assert g["version1"] == "v001" and g["version2"] == ["v002", "v001"]
+    assert g["version_items"] == ["v001", "v002"] and g["running_after"] is False
+    assert g["status1"] == "gvfx: done: fire v001"
+    nodes, links = g["nodes"], set(g["links"])
+    el = nodes["gvfx fire element"]
+    assert el["type"] == "CompositorNodeImage" and el["source"] == "SEQUENCE"
+    assert el["image"].endswith("elements/fire/v001/fire.1001.exr")
+    assert (el["frame_start"], el["frame_duration"], el["frame_offset"]) == (FIRST, FRAMES, FIRST - 1)
+    assert nodes["gvfx plate"]["image"].endswith(f"plate/plate.{FIRST}.exr")
+    assert nodes["gvfx output"]["type"] == "NodeGroupOutput"
+    # the rebuild recipe of docs/match.md
+    for link in ("gvfx fire element:Combined->gvfx fire +lightwrap:A",
+                 "gvfx fire element:lightwrap->gvfx fire +lightwrap:B",
+                 "gvfx fire +lightwrap:Result->gvfx fire +grain:A",
+                 "gvfx fire element:grain->gvfx fire +grain:B",
+                 "gvfx fire +grain:Result->gvfx fire alpha:Image",
+                 "gvfx fire element:Alpha->gvfx fire alpha:Alpha",
+                 "gvfx fire element:holdout->gvfx fire 1-holdout:Value",
+                 "gvfx fire 1-holdout:Value->gvfx fire holdout:Alpha",
+                 "gvfx fire alpha:Image->gvfx fire holdout:Image",
+                 "gvfx plate:Image->gvfx fire shadow:A",
+                 "gvfx fire element:shadow->gvfx fire 1-shadow:Value",
+                 "gvfx fire 1-shadow:Value->gvfx fire shadow:B",
+                 "gvfx fire shadow:Result->gvfx over:Background",
+                 "gvfx fire holdout:Image->gvfx over:Foreground",
+                 "gvfx over:Image->gvfx output:Image"):
+        assert link in links, link
+    # second run: fire v002, sparks v001, summed (colour Add, alpha Add) before the over
+    nodes2, links2 = g["nodes2"], set(g["links2"])
+    assert nodes2["gvfx fire element"]["image"].endswith("elements/fire/v002/fire.1001.exr")
+    assert nodes2["gvfx sparks element"]["image"].endswith("elements/sparks/v001/sparks.1001.exr")
+    for link in ("gvfx fire holdout:Image->gvfx sum 1:A", "gvfx sparks holdout:Image->gvfx sum 1:B",
+                 "gvfx fire split:Alpha->gvfx sum alpha 1:Value", "gvfx sum 1:Result->gvfx sum 1 alpha:Image",
+                 "gvfx sum 1 alpha:Image->gvfx over:Foreground", "gvfx fire shadow:Result->gvfx sparks shadow:A",
+                 "gvfx sparks shadow:Result->gvfx over:Background"):
+        assert link in links2, link
+    assert g["after_switch"]["gvfx fire element"].endswith("elements/fire/v001/fire.1001.exr")
+    assert g["after_switch"]["gvfx sparks element"].endswith("elements/sparks/v001/sparks.1001.exr")
+
+
+def _element_layers(path: Path) -> dict:
+    """An element EXR's channels over the display window (its data window has overscan)."""
+    import OpenImageIO as oiio
+
+    buf = oiio.ImageBuf(str(path))
+    px = buf.get_pixels(oiio.FLOAT, oiio.ROI(0, W, 0, H, 0, 1, 0, buf.nchannels))
+    return {c: px[..., i] for i, c in enumerate(buf.spec().channelnames)}
+
+
+@pytest.mark.parametrize("run,comp_version,elements", [
+    ("run1", "v001", [("fire", "v001")]),
+    ("run2", "v002", [("fire", "v002"), ("sparks", "v001")])])
+def test_rendered_comp_matches_gvfx_comp_and_plate(generated, run, comp_version, elements):
+    g, frame = generated, FIRST + 2
+    out = g["_work"] / "out"
+    render = _pixels(g[f"render_{run}"])
+    plate = _pixels(g["_work"].parent / "plate" / f"plate.{frame}.exr", True)
+    comp = _pixels(out / "comp" / comp_version / f"comp.{frame}.exr", True)
+    assert render.shape == (H, W, 4)
+    # the Blender comp is gvfx's own comp (rebuild recipe), frame for frame; gvfx's comp is half float
+    # (sparks reach ~700, where a half step is 0.5): a relative tolerance
+    assert np.allclose(render[..., :3], comp[..., :3], rtol=3e-3, atol=3e-3)
+    layers = [_element_layers(out / "elements" / n / v / f"{n}.{frame}.exr") for n, v in elements]
+    near = layers[0]["A"] * (1 - layers[0]["holdout.A"]) > 0.3
+    far = np.all([(lay["A"] == 0) & (lay["shadow.A"] < 1e-4) for lay in layers], axis=0)
+    assert near.sum() >= 10 and far.sum() > W * H // 3
+    diff = np.abs(render - plate)[..., :3]
+    assert np.median(diff.max(-1)[near]) > 0.02     # the element is there
+    assert diff[far].max() < 5e-3                    # the plate is untouched far from it
+
+
+def test_switching_back_to_an_older_version_changes_the_comp(generated):
+    a, b = _pixels(generated["render_switched"]), _pixels(generated["render_run2"])
+    assert np.abs(a - b).max() > 0.02
+
+
+def test_usd_layout_imports_camera_and_cards(generated):
+    assert generated["layout_import"] == ["FINISHED"], generated["_log"]
+    types = [t for _, t in generated["layout_objects"]]
+    assert "CAMERA" in types and "MESH" in types, generated["layout_objects"]
+
+
+def test_scene_camera_exported_as_chan_in_gvfx_world(generated, shot):
+    from gvfx.camera_io import read_chan
+
+    (chan,) = generated["camera_chan"]
+    track = read_chan(chan, W, H, haperture_mm=shot["cfg"]["haperture_mm"])
+    assert track.frames == shot["track"].frames
+    for f in track.frames:
+        assert np.allclose(track.transform(f), shot["track"].transform(f), atol=1e-4)
+    assert track.camera_at(FIRST).focal_mm == pytest.approx(shot["cfg"]["focal_mm"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def failures(shot):
+    return _run(shot, "cancel_errors.py", "cancel")
+
+
+def test_cancel_mid_job_is_clean(failures):
+    f = failures
+    assert f["running_during"] is True and f["saw_progress"] is True, f["_log"]
+    assert f["cancel_finished"] and f["cancel_state"] == "cancelled"
+    assert f["cancel_running_after"] is False and f["cancel_active_after"] is True
+    assert f["cancel_tree"] is None and f["cancel_version_items"] == ["NONE"]
+    assert "cancelled" in f["cancel_status"]
+    # no partial frames: whatever the cancelled version holds is whole EXRs and its version.json
+    for vdir in (f["_work"] / "out" / "elements").glob("*/v*"):
+        for p in vdir.iterdir():
+            assert p.name == "version.json" or p.suffix == ".exr", p
+            if p.suffix == ".exr":
+                assert _pixels(p).shape == (H, W, 4)
+
+
+def test_worker_death_and_crash_are_error_reports(failures):
+    f = failures
+    assert f["kill_finished"] and f["kill_state"] == "error" and f["kill_running_after"] is False
+    assert "exited" in f["kill_message"] and "signal 9" in f["kill_message"]
+    assert "gvfx worker exited with code 3" in f["crash_error"] and "simulated crash" in f["crash_error"]
+    assert f["crash_seconds"] < 20 and f["crash_running_after"] is False
+
+
+def test_wrong_gvfx_path_says_what_to_fix(failures):
+    f = failures
+    assert "gvfx executable not found: /nonexistent/venv/bin/gvfx" in f["wrong_path_error"]
+    assert "Preferences > Add-ons > gvfx" in f["wrong_path_error"]
+    assert f["wrong_path_check_error"] and f["wrong_path_report"].startswith("FAIL worker:")
+
+
+def test_check_shows_doctor_lines(failures):
+    lines = failures["doctor_report"].splitlines()
+    assert len(lines) >= 8 and all(ln.split(" ", 1)[0] in ("ok", "warn", "FAIL") for ln in lines)
+    assert any(ln.startswith("ok python") for ln in lines)
+    assert any(ln.startswith("ok blender adapter") for ln in lines), lines  # the installed extension
+    assert failures["doctor_error"] is None or "FAIL" in failures["doctor_error"]
+
+
+def test_missing_usd_layout_is_reported(failures):
+    assert "no USD layout at" in failures["layout_error"] and "layout.usda" in failures["layout_error"]
+
+
+def test_legacy_zip_installs_as_an_addon(shot):
+    r = _run(shot, "legacy_install.py", "legacy", timeout=60)
+    assert r["install"] == ["FINISHED"] and r["operators"] is True and r["settings"] == "IMAGE"
+    assert r["prefs"] == str(r["_work"])
