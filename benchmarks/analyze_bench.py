@@ -2,8 +2,9 @@
 
 Prints seconds per stage and the accuracy against the true camera (centres after a similarity fit,
 rotations after the best world rotation, focal). Run: ``.venv/bin/python benchmarks/analyze_bench.py``
-(``--frames``, ``--width``, ``--height``, ``--proxy-width`` to change the shot). Timings are noisy on a
-shared machine.
+(``--frames``, ``--width``, ``--height``, ``--proxy-width`` to change the shot; ``--repeat 2`` solves twice
+and reports the largest pose difference between the runs: 0.0 when the solve is reproducible). Timings
+are noisy on a shared machine.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--proxy-width", type=int, default=960)
     ap.add_argument("--focal-mm", type=float, default=None, help="give the focal (default: estimated)")
+    ap.add_argument("--repeat", type=int, default=1, help="solve this many times and compare the poses")
     a = ap.parse_args()
 
     track = wide_track(a.width, a.height, a.frames)
@@ -39,13 +41,17 @@ def main() -> int:
     t0 = time.perf_counter()
     plate = {f: render_plate_frame(scene, track, f)[0] for f in track.frames}
     render_s = time.perf_counter() - t0
-    seconds: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as work:
-        t0 = time.perf_counter()
-        solve = solve_camera(list(track.frames), plate.__getitem__, a.width, a.height,
-                             SolveOptions(proxy_width=a.proxy_width, focal_mm=a.focal_mm, camera_height_m=1.45),
-                             work_dir=work, stage_seconds=seconds)
-        total = time.perf_counter() - t0
+    runs = []
+    for _ in range(max(1, a.repeat)):
+        seconds: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as work:
+            t0 = time.perf_counter()
+            solve = solve_camera(list(track.frames), plate.__getitem__, a.width, a.height,
+                                 SolveOptions(proxy_width=a.proxy_width, focal_mm=a.focal_mm, camera_height_m=1.45),
+                                 work_dir=work, stage_seconds=seconds)
+            total = time.perf_counter() - t0
+        runs.append((solve, seconds, total))
+    solve, seconds, total = runs[0]
     err = pose_similarity_errors(solve.track, track)
     result = {
         "shot": f"{a.frames} frames {a.width}x{a.height}, proxy {a.proxy_width}",
@@ -61,6 +67,10 @@ def main() -> int:
         "reprojection_error_px": round(solve.reprojection_error_px, 3),
         "points": len(solve.points),
     }
+    if len(runs) > 1:
+        result["repeat_solve_total_s"] = [round(r[2], 1) for r in runs]
+        result["repeat_max_pose_difference"] = float(max(
+            np.abs(r[0].track.cam_to_world - solve.track.cam_to_world).max() for r in runs[1:]))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -10,6 +10,13 @@ Protocol (version 1). ``ARGS_JSON`` is a file holding::
      "mask_dir": str | null, "max_features": int, "overlap": int, "num_threads": int,
      "max_runtime_s": float, "seed": int}
 
+Optional keys: ``extraction_threads``, ``matching_threads``, ``mapping_threads`` (default ``num_threads``).
+Reproducible: the same images and ``seed`` give the same output with any thread count (image ids are
+fixed in plate order before the extractor's threads run; COLMAP's PRNG and every RANSAC are seeded):
+bit-identical while the bundle adjustments stay under Ceres' multi-threading threshold
+(``ba_min_num_residuals_for_cpu_multi_threading``, 50 000 residuals), within ~1e-14 above it (Ceres'
+threads sum in varying order; 48 frames at 960 px: poses differ by 4e-15).
+
 It writes ``out_npz`` (arrays) then ``out_json`` (written last: its presence means the worker finished)::
 
     {"version": 1, "status": "ok" | "error", "message": str, "camera": {"model", "width", "height",
@@ -66,6 +73,9 @@ def run(args: dict) -> dict:
         db_path.unlink()
     seconds: dict[str, float] = {}
     nthreads = int(args.get("num_threads", -1))
+    seed = int(args.get("seed", 0))
+    # Reproducibility: COLMAP's PRNG is thread-local; seed this thread's, and give every RANSAC its seed.
+    pycolmap.set_random_seed(seed)
 
     t0 = time.perf_counter()
     ro = pycolmap.ImageReaderOptions()
@@ -81,8 +91,13 @@ def run(args: dict) -> dict:
     if args.get("mask_dir"):
         ro.mask_path = str(args["mask_dir"])
     eo = pycolmap.FeatureExtractionOptions()
-    eo.num_threads = nthreads
+    eo.num_threads = int(args.get("extraction_threads", nthreads))
     eo.sift.max_num_features = int(args.get("max_features", 4096))
+    # Image ids in plate order, fixed before extraction: the extractor's threads would otherwise write
+    # images (and so number them) in whatever order they finish, and ids steer matching and mapping.
+    pycolmap.Database.open(str(db_path)).close()  # creates the tables
+    pycolmap.import_images(db_path, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names,
+                           options=ro)
     pycolmap.extract_features(db_path, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
                               reader_options=ro, extraction_options=eo, device=pycolmap.Device.cpu)
     seconds["features"] = time.perf_counter() - t0
@@ -92,8 +107,11 @@ def run(args: dict) -> dict:
     po.overlap = int(args.get("overlap", 8))
     po.quadratic_overlap = False
     mo_match = pycolmap.FeatureMatchingOptions()
-    mo_match.num_threads = nthreads
-    pycolmap.match_sequential(db_path, matching_options=mo_match, pairing_options=po, device=pycolmap.Device.cpu)
+    mo_match.num_threads = int(args.get("matching_threads", nthreads))
+    vo = pycolmap.TwoViewGeometryOptions()
+    vo.ransac.random_seed = seed
+    pycolmap.match_sequential(db_path, matching_options=mo_match, pairing_options=po, verification_options=vo,
+                              device=pycolmap.Device.cpu)
     seconds["matching"] = time.perf_counter() - t0
 
     # What the database says: keypoints per image, two-view geometry per pair.
@@ -104,7 +122,7 @@ def run(args: dict) -> dict:
         num_kp = {images[i]: int(db.num_keypoints_for_image(i)) for i in images}
         kps = {i: np.asarray(db.read_keypoints(i))[:, :2] for i in images}
         pairs, m_pair, m_uv1, m_uv2 = [], [], [], []
-        rng = np.random.default_rng(int(args.get("seed", 0)))
+        rng = np.random.default_rng(seed)
         max_pair_matches = int(args.get("max_pair_matches", 400))
         pair_ids, tvgs = db.read_two_view_geometries()
         for pid, tvg in zip(pair_ids, tvgs):
@@ -128,9 +146,9 @@ def run(args: dict) -> dict:
 
     t0 = time.perf_counter()
     opts = pycolmap.IncrementalPipelineOptions()
-    opts.num_threads = nthreads
+    opts.num_threads = int(args.get("mapping_threads", nthreads))
     opts.multiple_models = False
-    opts.random_seed = int(args.get("seed", 0))
+    opts.random_seed = seed
     opts.extract_colors = True
     if float(args.get("max_runtime_s", 0)) > 0:
         opts.max_runtime_seconds = int(float(args["max_runtime_s"]))

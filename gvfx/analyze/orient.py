@@ -28,16 +28,13 @@ def camera_depths(c2w: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return -(pts @ w2c[:3, :3].T + w2c[:3, 3])[:, 2]
 
 
-def without_walls(pts: np.ndarray, up: np.ndarray, *, max_walls: int = 3, seed: int = 0) -> np.ndarray:
-    """The points minus those on dominant near-vertical planes (walls).
-
-    A textured wall holds most sparse points, and any horizontal slice through it looks like a
-    well-supported "floor" to a plane fit; removing the walls first leaves the real ground.
-    """
+def _wall_mask(pts: np.ndarray, up: np.ndarray, *, max_walls: int = 3, seed: int = 0) -> np.ndarray:
+    """(N,) bool, False on dominant near-vertical planes (each holding at least 15% of the points),
+    found by seeded RANSAC and removed one after the other."""
     rng = np.random.default_rng(seed)
     keep = np.ones(len(pts), dtype=bool)
     if len(pts) < 30:
-        return pts
+        return keep
     lo, hi = np.percentile(pts, [5, 95], axis=0)
     thr = max(0.015 * float(np.linalg.norm(hi - lo)), 1e-9)
     for _ in range(max_walls):
@@ -58,24 +55,67 @@ def without_walls(pts: np.ndarray, up: np.ndarray, *, max_walls: int = 3, seed: 
         best = int(np.argmax(counts))
         if counts[best] < 0.15 * len(pts):
             break
-        on_wall = np.abs(pts @ n[best] - a[best] @ n[best]) < thr
-        keep &= ~on_wall
-    return pts[keep] if keep.sum() >= 10 else pts
+        normal, offset = n[best], float(a[best] @ n[best])
+        keep &= ~(np.abs(pts @ normal - offset) < thr)
+    if keep.sum() < 10:
+        keep[:] = True
+    return keep
+
+
+def without_walls(pts: np.ndarray, up: np.ndarray, *, max_walls: int = 3, seed: int = 0) -> np.ndarray:
+    """The points minus those on dominant near-vertical planes (walls).
+
+    A textured wall holds most sparse points, and any horizontal slice through it looks like a
+    well-supported "floor" to a plane fit; removing the walls first leaves the real ground.
+    """
+    return pts[_wall_mask(pts, up, max_walls=max_walls, seed=seed)]
+
+
+def _refine_plane(pts: np.ndarray, normal: np.ndarray, offset: float, thr: float, up: np.ndarray
+                  ) -> tuple[np.ndarray, float, np.ndarray]:
+    """Least-squares refit on the inliers (3 rounds); returns (normal along ``up``, offset, inliers)."""
+    sel = np.abs(pts @ normal + offset) < thr
+    for _ in range(3):
+        if sel.sum() < 3:
+            break
+        cen = pts[sel].mean(axis=0)
+        _, _, vt = np.linalg.svd(pts[sel] - cen, full_matrices=False)
+        normal = vt[-1] * (1.0 if vt[-1] @ up >= 0 else -1.0)
+        offset = float(-normal @ cen)
+        sel = np.abs(pts @ normal + offset) < thr
+    return normal, offset, sel
+
+
+def _area_factor(q: np.ndarray) -> float:
+    """1 for inliers spread in both in-plane directions, falling for a strip (a slice through a wall)."""
+    if len(q) < 10:
+        return 0.0
+    ev = np.linalg.eigvalsh(np.cov((q - q.mean(axis=0)).T))
+    flat = np.sqrt(max(ev[1], 0) / max(ev[2], 1e-18))
+    return min(1.0, flat / 0.25)
 
 
 def fit_sparse_ground(pts: np.ndarray, up: np.ndarray, below: np.ndarray, *, max_tilt_deg: float = 30.0,
-                      iterations: int = 600, seed: int = 0) -> tuple[np.ndarray, float, float]:
+                      iterations: int = 2000, seed: int = 0) -> tuple[np.ndarray, float, float]:
     """The ground in a sparse SfM cloud: (unit normal along ``up``, offset, inlier ratio).
 
-    RANSAC over planes within ``max_tilt_deg`` of ``up`` that pass below the point ``below`` (the first
-    camera), after removing walls (:func:`without_walls`). The plane with the most *area-like* support
-    wins (its inliers must spread in both plane directions, so a slice through a box edge or a row of
-    wall points does not count); then a least-squares refine. Unlike ``gvfx.surface.fit_ground_plane``
-    (built for dense depth), it does not prefer the lowest plane: SfM outliers below the ground make
-    spurious low planes.
+    1. Dominant walls are found and removed (:func:`without_walls`): a slice through a textured wall
+       otherwise looks like a well-supported floor.
+    2. Seeded RANSAC over planes within ``max_tilt_deg`` of ``up`` passing below the point ``below``
+       (the first camera). The 40 best-supported hypotheses are each refined by least squares and
+       scored again: a hypothesis from three noisy points rarely lies on the ground exactly, and its
+       refit gathers the ground's full support. The score is the support times an *area* factor (the
+       inliers must spread in both plane directions, so a row of wall points or a box edge does not
+       count). Scoring raw hypotheses instead (as before) let a plane tilted 5-6 degrees through
+       ground and box points beat the ground itself: the first camera's height, hence the default
+       scale, came out 25% off.
+
+    Unlike ``gvfx.surface.fit_ground_plane`` (built for dense depth), it does not prefer the lowest
+    plane: SfM outliers below the ground make spurious low planes.
     """
     from gvfx.surface import fit_ground_plane
 
+    up = np.asarray(up, dtype=np.float64)
     pts = without_walls(pts, up, seed=seed)
     lo, hi = np.percentile(pts, [5, 95], axis=0)
     thr = max(0.006 * float(np.linalg.norm(hi - lo)), 1e-9)
@@ -90,31 +130,22 @@ def fit_sparse_ground(pts: np.ndarray, up: np.ndarray, below: np.ndarray, *, max
     d = -np.einsum("ij,ij->i", n, a)
     ok = (n @ up >= np.cos(np.radians(max_tilt_deg))) & (n @ below + d > 0)
     if not ok.any():
-        plane = fit_ground_plane(pts, up, max_tilt_deg=max_tilt_deg)
+        plane = fit_ground_plane(pts, up, max_tilt_deg=max_tilt_deg, seed=seed)
         return plane.normal, plane.offset, plane.inlier_ratio
     n, d = n[ok], d[ok]
-    inl = np.abs(pts @ n.T + d) < thr  # (P, C)
-    counts = inl.sum(axis=0).astype(np.float64)
-    order = np.argsort(-counts)[:40]
-    best, best_score = order[0], -1.0
-    for i in order:  # area-like support: the smaller in-plane spread against the larger
-        q = pts[inl[:, i]]
-        if len(q) < 10:
+    counts = (np.abs(pts @ n.T + d) < thr).sum(axis=0)
+    best: tuple[float, np.ndarray, float] | None = None
+    for i in np.argsort(-counts, kind="stable")[:40]:
+        normal, offset, sel = _refine_plane(pts, n[i], float(d[i]), thr, up)
+        if normal @ up < np.cos(np.radians(max_tilt_deg)) or normal @ below + offset <= 0:
             continue
-        ev = np.linalg.eigvalsh(np.cov((q - q.mean(axis=0)).T))
-        flat = np.sqrt(max(ev[1], 0) / max(ev[2], 1e-18))
-        score = counts[i] * min(1.0, flat / 0.25)
-        if score > best_score:
-            best, best_score = i, score
-    normal, offset = n[best], float(d[best])
-    for _ in range(3):
-        sel = np.abs(pts @ normal + offset) < thr
-        if sel.sum() < 3:
-            break
-        cen = pts[sel].mean(axis=0)
-        _, _, vt = np.linalg.svd(pts[sel] - cen, full_matrices=False)
-        normal = vt[-1] * (1.0 if vt[-1] @ up >= 0 else -1.0)
-        offset = float(-normal @ cen)
+        score = float(sel.sum()) * _area_factor(pts[sel])
+        if best is None or score > best[0]:
+            best = (score, normal, offset)
+    if best is None:
+        i = int(np.argmax(counts))
+        best = (0.0, n[i], float(d[i]))
+    _, normal, offset = best
     return normal, offset, float(np.mean(np.abs(pts @ normal + offset) < thr))
 
 

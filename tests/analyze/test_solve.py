@@ -20,7 +20,7 @@ from analyze_plates import FIRST, pose_similarity_errors, render, wide_track
 
 @pytest.fixture(scope="session")
 def moving_solve(moving_plate, tmp_path_factory):
-    """One COLMAP solve of the 12-frame plate (unknown focal), shared by the tests below."""
+    """One COLMAP solve of the 24-frame plate (unknown focal), shared by the tests below."""
     track, imgs = moving_plate
     work = tmp_path_factory.mktemp("solve")
     t0 = time.perf_counter()
@@ -34,8 +34,9 @@ def _rebuild(work: Path, options: SolveOptions):
     result = json.loads((work / "colmap" / "result.json").read_text())
     with np.load(work / "colmap" / "result.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    names = [f"f{k:05d}.png" for k in range(12)]
-    return _build_solve(list(range(FIRST, FIRST + 12)), names, 480, 270, (480, 270), options, result, arrays)
+    n = len(result["num_keypoints"])
+    names = [f"f{k:05d}.png" for k in range(n)]
+    return _build_solve(list(range(FIRST, FIRST + n)), names, 480, 270, (480, 270), options, result, arrays)
 
 
 def test_moving_solve_matches_the_true_camera(moving_solve):
@@ -44,10 +45,8 @@ def test_moving_solve_matches_the_true_camera(moving_solve):
     assert solve.registered == list(track.frames) and solve.interpolated == []
     err = pose_similarity_errors(solve.track, track)
     assert err["centre_rel"] < 0.01, err
-    # The brief asks for 0.5 deg; at this 480 px proxy COLMAP's orientations drift by ~2% of the
-    # rotation over the shot (seen even with the true focal given), 0.4-0.6 deg here. Documented in
-    # docs/analyze.md; the 960 px benchmark is measured against 0.5 deg.
-    assert err["rotation_deg"] < 0.75, err
+    # The solve is deterministic (seeded, image ids fixed), so this is one fixed number, not a draw.
+    assert err["rotation_deg"] < 0.5, err
     assert solve.focal_estimated
     assert abs(solve.focal_mm / 35.0 - 1) < 0.02, solve.focal_mm
     assert solve.reprojection_error_px < 1.0
@@ -77,10 +76,11 @@ def test_solve_is_y_up_on_the_ground_and_metric(moving_solve):
 
 def test_scale_from_two_points(moving_solve):
     track, _, work, _ = moving_solve
-    # two paving points on the ground in front of the table, 1.0 m apart, seen on the first frame
-    a, b = np.array([-0.4, 0.0, 0.9]), np.array([0.6, 0.0, 0.9])
+    # two points on the brick wall, 2.0 m apart, seen on the first frame (the wall holds most sparse
+    # points; the paving in front of the table has almost none, so its local depth is a guess)
+    a, b = np.array([-1.0, 1.0, -3.4]), np.array([1.0, 1.0, -3.4])
     uv, _ = track.project_world(np.stack([a, b]), FIRST)
-    solve = _rebuild(work, SolveOptions(scale_points=ScalePoints(tuple(uv[0]), tuple(uv[1]), 1.0, FIRST)))
+    solve = _rebuild(work, SolveOptions(scale_points=ScalePoints(tuple(uv[0]), tuple(uv[1]), 2.0, FIRST)))
     assert solve.scale_source == "hint:points"
     err = pose_similarity_errors(solve.track, track)
     assert abs(err["scale"] - 1.0) < 0.08, err
@@ -94,6 +94,17 @@ def test_default_scale_puts_the_first_camera_at_1_6_m(moving_solve):
     assert solve.scale_source == "default:camera_height_1.6m"
     assert solve.track.cam_to_world[0, 1, 3] == pytest.approx(1.6)
     assert any("no scale hint" in w for w in solve.warnings)
+
+
+def test_solve_is_deterministic(moving_plate, tmp_path):
+    """Same plate, same options: bit-identical poses and points (COLMAP runs on 2 threads)."""
+    track, imgs = moving_plate
+    frames = list(track.frames)[:8]
+    runs = [solve_camera(frames, imgs.__getitem__, 480, 270, SolveOptions(proxy_width=480, camera_height_m=1.45),
+                         work_dir=tmp_path / str(k)) for k in range(2)]
+    np.testing.assert_array_equal(runs[0].track.cam_to_world, runs[1].track.cam_to_world)
+    np.testing.assert_array_equal(runs[0].points, runs[1].points)
+    assert runs[0].focal_mm == runs[1].focal_mm
 
 
 def test_locked_off_camera_is_detected(tmp_path):
