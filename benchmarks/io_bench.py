@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from gvfx.exr import SequenceWriter, read_exr, read_sequence, write_layers
+from gvfx.exr import read_exr, write_layers
+from gvfx.exr_sequence import SequenceWriter, read_sequence
 from gvfx.sequence import discover
 
 W, H = 2048, 1152
@@ -97,12 +98,16 @@ def main() -> None:
                 bare_read(p)
 
         def r_bare_seq_1thread() -> None:
+            # single-threaded for real: OpenEXR decodes on its own pool (exr_threads), not OIIO's `threads`
+            exr_threads = oiio.get_int_attribute("exr_threads")
             oiio.attribute("threads", 1)
+            oiio.attribute("exr_threads", 1)
             try:
                 for p in paths:
                     bare_read(p)
             finally:
                 oiio.attribute("threads", nthreads)
+                oiio.attribute("exr_threads", exr_threads)
 
         def r_gvfx_single() -> None:
             for p in paths:

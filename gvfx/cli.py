@@ -199,7 +199,7 @@ def _print_estimates(name: str, est) -> None:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from gvfx.match.stage import load_settings, match_sequences
+    from gvfx.match.sequences import load_settings, match_sequences
 
     settings = load_settings(args.settings) if args.settings else None
     with _progress(not args.quiet) as update:

@@ -18,34 +18,30 @@ them as layers: (H, W) or 1 channel -> ``name.A`` (``depth``/``zdepth`` layers -
 File layout written: channels R, G, B, A first, then the rest sorted; half floats except depth channels
 (float32); ``gvfx:``-namespaced metadata; colour space as ``oiio:ColorSpace`` and ``gvfx:colorspace``
 plus ``chromaticities`` for known spaces. Writes are atomic (temp file in the same folder, then
-``os.replace``). Sequences: :func:`read_sequence` streams frames with a bounded read-ahead,
-:class:`SequenceWriter` / :func:`write_sequence` write frames through a small thread pool.
+``os.replace``). Headers only: :mod:`gvfx.exr_info` (:func:`~gvfx.exr_info.read_info`). Sequences:
+:mod:`gvfx.exr_sequence` (``SequenceWriter`` stays importable from here, as docs/probe.md names it).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
 import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 import OpenImageIO as oiio
 
 from gvfx.errors import ImageReadError, ImageWriteError, InputError, LayerError, ResolutionMismatchError
-from gvfx.sequence import FrameSequence, parse_pattern
+from gvfx.exr_info import ExrInfo, PartInfo, Window, _oiio_error, _open, _read_parts, _views_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExrImage", "ExrInfo", "PartInfo", "read_exr", "read_info", "write_exr", "write_layers",
-           "layer_channels", "is_depth_channel", "check_same_size", "COMPRESSIONS", "HALF_MAX",
-           "CHROMATICITIES"]
+__all__ = ["ExrImage", "read_exr", "write_exr", "write_layers", "layer_channels", "layer_channel_names",
+           "is_depth_channel", "check_same_size", "COMPRESSIONS", "HALF_MAX", "CHROMATICITIES"]
 
 HALF_MAX = 65504.0
 COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
@@ -62,7 +58,6 @@ _DEPTH_LAYERS = {"depth", "z", "zdepth", "depth_z", "distance"}
 _SUFFIX_ORDER = {s: i for i, s in enumerate(["R", "G", "B", "A", "U", "V", "X", "Y", "Z"])}
 #: refuse headers claiming more samples than this (a fuzzed header must not allocate 100 GB)
 _MAX_SAMPLES = 1 << 31
-Window = tuple[int, int, int, int]
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -85,174 +80,6 @@ def _channel_sort_key(name: str) -> tuple[int, str]:
 def _suffix_key(name: str) -> tuple[int, str]:
     base = name.rpartition(".")[2]
     return (_SUFFIX_ORDER.get(base, len(_SUFFIX_ORDER)), base)
-
-
-def _oiio_error(obj: Any = None) -> str:
-    """OIIO's pending error text, never raising (fuzzed files can give undecodable bytes)."""
-    for source in (obj, oiio):
-        if source is None:
-            continue
-        try:
-            msg = source.geterror()
-        except UnicodeDecodeError:
-            msg = "(undecodable error text from the EXR library)"
-        except Exception:  # noqa: BLE001 - the error text is best effort
-            msg = ""
-        if msg:
-            return msg.strip().splitlines()[0][:300]
-    return "unknown error"
-
-
-def _window(spec: Any, full: bool) -> Window:
-    if full:
-        return (spec.full_x, spec.full_y, spec.full_x + spec.full_width - 1, spec.full_y + spec.full_height - 1)
-    return (spec.x, spec.y, spec.x + spec.width - 1, spec.y + spec.height - 1)
-
-
-def _attr_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, tuple):
-        return tuple(_attr_value(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
-
-
-def _attributes(spec: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for i in range(len(spec.extra_attribs)):
-        try:
-            a = spec.extra_attribs[i]
-            out[a.name] = _attr_value(a.value)
-        except Exception:  # noqa: BLE001 - skip an undecodable attribute, keep the rest
-            log.debug("skipping an undecodable header attribute %d", i)
-    return out
-
-
-def _check_file(path: Path, frame: int | None) -> None:
-    if not path.exists():
-        raise ImageReadError("no such file", path=path, frame=frame, hint="check the path and frame range")
-    if path.is_dir():
-        raise ImageReadError("is a folder, not an EXR file", path=path, frame=frame)
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic != b"\x76\x2f\x31\x01":
-        raise ImageReadError("not an OpenEXR file (bad magic number)", path=path, frame=frame,
-                             hint="gvfx reads scene-linear EXR plates; convert other formats first")
-
-
-def _open(path: Path, frame: int | None) -> Any:
-    _check_file(path, frame)
-    inp = oiio.ImageInput.open(str(path))
-    if inp is None:
-        msg = _oiio_error()
-        if "format reader" in msg:  # EXR magic but OIIO's EXR reader refused the header
-            msg = "damaged EXR header (OpenEXR refused it)"
-        raise ImageReadError(f"cannot open EXR: {msg}", path=path, frame=frame,
-                             hint="the file is damaged or truncated; re-render or re-copy it")
-    return inp
-
-
-# ------------------------------------------------------------------------------------ header info
-
-@dataclass(frozen=True)
-class PartInfo:
-    """One part (subimage) of an EXR header. Windows are inclusive (x0, y0, x1, y1)."""
-
-    index: int
-    name: str | None
-    view: str | None
-    channels: tuple[tuple[str, str], ...]  # (name, pixel type: half/float/uint)
-    data_window: Window
-    display_window: Window
-    compression: str
-    tiled: bool
-    deep: bool
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ExrInfo:
-    """Headers of an EXR file: its parts and the views it holds (hero view first)."""
-
-    path: Path
-    parts: tuple[PartInfo, ...]
-    views: tuple[str, ...]
-
-    @property
-    def display_window(self) -> Window:
-        return self.parts[0].display_window
-
-    @property
-    def width(self) -> int:
-        """Display window width in pixels."""
-        x0, _, x1, _ = self.display_window
-        return x1 - x0 + 1
-
-    @property
-    def height(self) -> int:
-        """Display window height in pixels."""
-        _, y0, _, y1 = self.display_window
-        return y1 - y0 + 1
-
-    @property
-    def multiview_attribute(self) -> tuple[str, ...]:
-        mv = self.parts[0].attributes.get("multiView")
-        if isinstance(mv, str):
-            return (mv,)
-        return tuple(mv) if mv else ()
-
-
-def _part_info(inp: Any, index: int) -> PartInfo:
-    spec = inp.spec()
-    attrs = _attributes(spec)
-    formats = spec.channelformats or (spec.format,) * spec.nchannels
-    channels = tuple((str(n), str(f)) for n, f in zip(spec.channelnames, formats))
-    view = attrs.get("view")
-    name = attrs.get("name")
-    return PartInfo(index=index, name=name if isinstance(name, str) else None,
-                    view=view if isinstance(view, str) else None, channels=channels,
-                    data_window=_window(spec, False), display_window=_window(spec, True),
-                    compression=str(attrs.get("compression", "none")), tiled=spec.tile_width > 0,
-                    deep=bool(spec.deep), attributes=attrs)
-
-
-def _views_of(parts: tuple[PartInfo, ...]) -> tuple[str, ...]:
-    mv = parts[0].attributes.get("multiView")
-    views: list[str] = [mv] if isinstance(mv, str) else list(mv or ())
-    for p in parts:
-        if p.view and p.view not in views:
-            views.append(p.view)
-    return tuple(views)
-
-
-def _read_parts(inp: Any, path: Path, frame: int | None) -> tuple[PartInfo, ...]:
-    parts = []
-    i = 0
-    while True:
-        if i > 0 and not inp.seek_subimage(i, 0):
-            break
-        parts.append(_part_info(inp, i))
-        i += 1
-        if i > 4096:
-            raise ImageReadError("implausible number of parts", path=path, frame=frame)
-    return tuple(parts)
-
-
-def read_info(path: str | Path, *, frame: int | None = None) -> ExrInfo:
-    """Headers only (fast): parts, channels with pixel types, windows, compression, views."""
-    path = Path(path)
-    inp = _open(path, frame)
-    try:
-        parts = _read_parts(inp, path, frame)
-    except ImageReadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - OIIO/bindings errors on damaged headers
-        raise ImageReadError(f"cannot read EXR header: {exc}", path=path, frame=frame) from None
-    finally:
-        inp.close()
-    return ExrInfo(path=path, parts=parts, views=_views_of(parts))
 
 
 # ------------------------------------------------------------------------------------------ image
@@ -709,109 +536,11 @@ def write_layers(path: str | Path, *, rgba: np.ndarray | None = None, z: np.ndar
     return write_exr(path, chans, **kw)
 
 
-# -------------------------------------------------------------------------------------- sequences
+def __getattr__(name: str) -> Any:
+    """``gvfx.exr.SequenceWriter``: kept importable from here because docs/probe.md documents it there;
+    it lives in :mod:`gvfx.exr_sequence` (imported lazily: that module imports this one)."""
+    if name == "SequenceWriter":
+        from gvfx.exr_sequence import SequenceWriter
 
-def read_sequence(seq: FrameSequence, frames: Iterable[int] | None = None, *, threads: int = 2,
-                  **read_kw: Any) -> Iterator[tuple[int, ExrImage]]:
-    """Yield ``(frame, ExrImage)`` in order, reading ahead at most ``threads`` frames (memory stays flat).
-
-    ``read_kw`` goes to :func:`read_exr` (``view``, ``channels``). A missing or bad frame raises
-    ImageReadError naming it when its turn comes.
-    """
-    wanted = list(seq.frames if frames is None else frames)
-    if threads <= 1:
-        for f in wanted:
-            yield f, read_exr(seq.path(f), frame=f, **read_kw)
-        return
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gvfx-read")
-    pending: deque[tuple[int, Future]] = deque()
-    it = iter(wanted)
-    try:
-        for f in itertools.islice(it, threads):
-            pending.append((f, pool.submit(read_exr, seq.path(f), frame=f, **read_kw)))
-        while pending:
-            f, fut = pending.popleft()
-            img = fut.result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(read_exr, seq.path(nxt), frame=nxt, **read_kw)))
-            yield f, img
-    finally:
-        for _, fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-class SequenceWriter:
-    """Write frames of a pattern through a small thread pool (OIIO releases the GIL while encoding).
-
-    At most ``max_pending`` frames are queued (memory stays flat); :meth:`close` (or leaving the
-    ``with`` block) waits for all frames and raises the first ImageWriteError. ``write_kw`` goes to
-    :func:`write_layers` / :func:`write_exr` for every frame.
-    """
-
-    def __init__(self, pattern: str | Path, *, threads: int = 2, max_pending: int | None = None,
-                 **write_kw: Any) -> None:
-        self.pattern = parse_pattern(str(pattern))
-        if self.pattern.is_still:
-            raise InputError("output pattern has no frame token", path=str(pattern),
-                             hint="use a pattern such as name.####.exr")
-        self._kw = write_kw
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="gvfx-write")
-        self._pending: deque[Future] = deque()
-        self._max_pending = max_pending or max(2, 2 * threads)
-        self.written: list[Path] = []
-
-    def path(self, frame: int) -> Path:
-        return Path(self.pattern.format(frame))
-
-    def write(self, frame: int, channels: dict[str, np.ndarray] | None = None, *,
-              rgba: np.ndarray | None = None, z: np.ndarray | None = None,
-              layers: dict[str, np.ndarray] | None = None, **kw: Any) -> None:
-        """Queue one frame: plain ``channels`` or ``rgba``/``z``/``layers`` as in :func:`write_layers`."""
-        while len(self._pending) >= self._max_pending:
-            self._collect(self._pending.popleft())
-        args = {**self._kw, **kw, "frame": frame}
-        target = self.path(frame)
-        if channels is not None:
-            fut = self._pool.submit(write_exr, target, channels, **args)
-        else:
-            fut = self._pool.submit(write_layers, target, rgba=rgba, z=z, layers=layers, **args)
-        self._pending.append(fut)
-
-    def _collect(self, fut: Future) -> None:
-        self.written.append(fut.result())
-
-    def close(self) -> list[Path]:
-        """Wait for every queued frame; raise the first error; return the written paths."""
-        try:
-            while self._pending:
-                self._collect(self._pending.popleft())
-        finally:
-            for fut in self._pending:
-                fut.cancel()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        return self.written
-
-    def __enter__(self) -> "SequenceWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            for fut in self._pending:
-                fut.cancel()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def write_sequence(pattern: str | Path, frames: Iterable[tuple[int, dict[str, np.ndarray]]], *,
-                   threads: int = 2, **write_kw: Any) -> list[Path]:
-    """Write ``(frame, channels)`` pairs to ``pattern`` through :class:`SequenceWriter`."""
-    with SequenceWriter(pattern, threads=threads, **write_kw) as writer:
-        for frame, chans in frames:
-            writer.write(frame, chans)
-    return writer.written
-
-
-__all__ += ["read_sequence", "SequenceWriter", "write_sequence", "layer_channel_names"]
+        return SequenceWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

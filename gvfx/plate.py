@@ -113,7 +113,7 @@ def open_plate(job: Job, *, progress=None) -> Plate:
     A job with ``camera: solve`` or ``depth: {source: sfm|estimator}`` first runs ``gvfx analyze`` into
     ``OUTPUT/analysis/<hash>/`` (reused when its report.json is complete) and takes its results.
     """
-    from gvfx.exr import read_info
+    from gvfx.exr_info import read_info
     from gvfx.sequence import discover
 
     seq = discover(job.plate.path)

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from gvfx.exr import ExrImage, ExrInfo, is_depth_channel, read_info, read_sequence
+from gvfx.exr import ExrImage, is_depth_channel
+from gvfx.exr_info import ExrInfo, read_info
+from gvfx.exr_sequence import read_sequence
 from gvfx.sequence import discover, sequence_around
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from gvfx.engines.base import ElementFrame, ElementSpec
 from gvfx.errors import CancelledError, GvfxError, InputError
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
-from gvfx.versions import ShotStateTracker, find_resumable, next_version, now_iso, write_shot_timeline, write_version_info  # noqa: F401
+from gvfx.versions import ShotStateTracker, find_resumable, next_version, now_iso, write_version_info
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, result
     #    recipe of gvfx.match.stage); writes overlap the next frame's work
     from gvfx.exr import write_layers
     from gvfx.match.lens import pad_edge
-    from gvfx.match.stage import grain_seed, layer_dict, match_frame, occlude, rebuild_comp, write_matched
+    from gvfx.match.stage import as_stored, grain_seed, layer_dict, match_frame, occlude, rebuild_comp, write_matched
     from gvfx.sequence import frame_path
 
     pending: list[Future] = []
@@ -365,7 +365,7 @@ def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, result
                     pending.append(pool.submit(write_matched, paths[spec.name], mf, width=plate.width,
                                                height=plate.height, metadata=results[spec.name].metadata,
                                                colorspace=job.plate.colorspace, frame=f))
-                layers = [layer_dict(mf) for mf in mfs]
+                layers = [as_stored(layer_dict(mf)) for mf in mfs]
             if need_comp:
                 comp = rebuild_comp(plate.rgba(f), layers)
                 pending.append(pool.submit(write_layers, comp_path, rgba=comp, colorspace=job.plate.colorspace,

@@ -278,7 +278,7 @@ def _model_fields(metadata: dict | None) -> dict:
 
 def _exr_model_fields(vdir: Path, pattern: str, first: int, last: int) -> dict:
     """:func:`_model_fields` of the version's first element EXR on disk (header only), or ``{}``."""
-    from gvfx.exr import read_info
+    from gvfx.exr_info import read_info
     from gvfx.sequence import frame_path
 
     for f in range(int(first), int(last) + 1):

@@ -13,8 +13,9 @@ import pytest
 
 from gvfx import exr
 from gvfx.errors import ImageReadError, ImageWriteError, InputError, LayerError, ResolutionMismatchError
-from gvfx.exr import (COMPRESSIONS, SequenceWriter, check_same_size, read_exr, read_info, read_sequence,
-                      write_exr, write_layers, write_sequence)
+from gvfx.exr import COMPRESSIONS, check_same_size, read_exr, write_exr, write_layers
+from gvfx.exr_info import read_info
+from gvfx.exr_sequence import SequenceWriter, read_sequence, write_sequence
 from gvfx.sequence import discover
 
 H, W = 24, 32

@@ -10,7 +10,8 @@ import OpenEXR
 import pytest
 
 from gvfx.errors import ImageReadError
-from gvfx.exr import HALF_MAX, read_exr, read_info
+from gvfx.exr import HALF_MAX, read_exr
+from gvfx.exr_info import read_info
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "openexr"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"OpenEXR test images not found at {DATA}")

@@ -160,7 +160,8 @@ def analyze(plate: str | Path, out: str | Path, options: AnalyzeOptions = Analyz
     from gvfx.analyze.pointcloud import write_ply
     from gvfx.analyze.report import build_report, write_report
     from gvfx.camera_io import write_chan, write_usd_camera
-    from gvfx.exr import read_info, write_layers
+    from gvfx.exr import write_layers
+    from gvfx.exr_info import read_info
     from gvfx.sequence import discover, frame_path
 
     t_all = time.perf_counter()

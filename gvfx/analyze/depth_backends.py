@@ -89,3 +89,15 @@ def check_frame_output(frame: int, z: np.ndarray, confidence: np.ndarray, shape:
         z = np.where(bad, np.float32(np.inf), z)
     c = np.where(bad | ~np.isfinite(c), np.float32(0.0), np.clip(c, 0.0, 1.0)).astype(np.float32)
     return np.ascontiguousarray(z), np.ascontiguousarray(c)
+
+
+def options_from(cls: type, options: dict[str, Any], what: str) -> Any:
+    """Build a back-end's frozen options dataclass from a mapping; an unknown key is a clear error."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"unknown {what} depth option(s): {', '.join(unknown)}",
+                         hint="known options: " + ", ".join(sorted(known)))
+    return cls(**options)

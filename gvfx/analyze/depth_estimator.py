@@ -19,7 +19,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +70,9 @@ class EstimatorOptions:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "EstimatorOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown estimator depth option(s): {', '.join(unknown)}",
-                             hint="known options: " + ", ".join(sorted(known)))
-        return cls(**options)
+        from gvfx.analyze.depth_backends import options_from
+
+        return options_from(cls, options, "estimator")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from scipy import ndimage
 from gvfx.analyze.depth_backends import ImagesFn, ProgressFn, check_frame_output
 from gvfx.camera import Camera
 from gvfx.color import preview_srgb
-from gvfx.errors import DepthError, InputError, ResolutionMismatchError
+from gvfx.errors import DepthError, ResolutionMismatchError
 from gvfx.surface import Plane, fit_ground_plane
 
 if TYPE_CHECKING:
@@ -63,12 +63,9 @@ class SfmDepthOptions:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "SfmDepthOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown sfm depth option(s): {', '.join(unknown)}",
-                             hint="known options: " + ", ".join(sorted(known)))
-        return cls(**options)
+        from gvfx.analyze.depth_backends import options_from
+
+        return options_from(cls, options, "sfm")
 
 
 @dataclass(frozen=True)

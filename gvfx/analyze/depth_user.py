@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +47,9 @@ class UserDepthOptions:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "UserDepthOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown user depth option(s): {', '.join(unknown)}",
-                             hint="known options: " + ", ".join(sorted(known)))
-        opts = cls(**options)
+        from gvfx.analyze.depth_backends import options_from
+
+        opts = options_from(cls, options, "user")
         if not opts.pattern:
             raise InputError("the 'user' depth back-end needs a depth pass",
                              hint="give the depth sequence pattern, e.g. depth: {pattern: /shots/sh010/depth.####.exr, "

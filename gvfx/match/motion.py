@@ -83,8 +83,6 @@ def vector_blur(rgba: np.ndarray, motion: np.ndarray, shutter_frames: float, *,
     ``[-shutter/2, shutter/2]``; ``n`` follows the longest streak (1 sample per pixel, 2 to
     ``max_samples``). A shutter of 0 or no motion returns the input.
     """
-    from gvfx.match.lens import remap
-
     a = np.asarray(rgba, dtype=np.float32)
     mv = np.asarray(motion, dtype=np.float32)
     longest = float(np.abs(mv).max()) * shutter_frames if mv.size else 0.0

@@ -18,7 +18,8 @@ each pixel, so the comp is rebuilt with plain merges in any order (:func:`rebuil
     fg      = sum_i el_i
     comp    = fg + plate' * (1 - fg.a)                                   ("over")
 
-docs/match.md gives the same recipe as Nuke and Blender nodes.
+docs/match.md gives the same recipe as Nuke and Blender nodes; ``gvfx match`` (a user's element sequence,
+outside a render) is :mod:`gvfx.match.sequences`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from gvfx.match import shadow as _shadow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MATCH_PARAMS", "MatchSettings", "PlateSample", "MatchEstimates", "MatchedFrame", "estimate", "load_settings", "match_sequences",
+__all__ = ["MATCH_PARAMS", "MatchSettings", "PlateSample", "MatchEstimates", "MatchedFrame", "estimate",
            "match_frame", "occlude", "rebuild_comp", "layer_dict", "write_matched", "grain_seed"]
 
 MATCH_PARAMS: tuple[Param, ...] = (
@@ -464,6 +465,12 @@ def layer_dict(mf: MatchedFrame) -> dict[str, np.ndarray]:
     return {k: mf.display(k) for k in ("rgba", "holdout", "shadow", "lightwrap", "grain")}
 
 
+def as_stored(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Layers rounded to half float, as the element EXR stores them: a render's comp built from these
+    equals the comp rebuilt from its files (what ``--resume`` does for a frame whose comp is missing)."""
+    return {k: np.clip(v, -65504.0, 65504.0).astype(np.float16).astype(np.float32) for k, v in layers.items()}
+
+
 def rebuild_comp(plate_rgba: np.ndarray, layers: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     """The comp from the plate and each element's layers (module doc): (H, W, 4) float32.
 
@@ -506,99 +513,3 @@ def write_matched(path: Any, mf: MatchedFrame, *, width: int, height: int, metad
                         display_window=(0, 0, width - 1, height - 1), data_origin=(-m, -m),
                         metadata={**metadata, **({"frame": int(frame)} if frame is not None else {}),
                                   "gvfx:match:overscan_px": int(m)})
-
-
-def load_settings(path: Any) -> MatchSettings:
-    """MatchSettings from a JSON or YAML file holding a ``match:``-style mapping (or ``{match: {...}}``)."""
-    from pathlib import Path
-
-    import yaml
-
-    from gvfx.errors import JobError
-
-    p = Path(path)
-    if not p.is_file():
-        raise JobError("settings file not found", path=p)
-    try:
-        data = json.loads(p.read_text()) if p.suffix.lower() == ".json" else yaml.safe_load(p.read_text())
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise JobError(f"cannot parse settings: {str(exc).splitlines()[0]}", path=p) from None
-    if isinstance(data, dict) and set(data) == {"match"}:
-        data = data["match"]
-    try:
-        return MatchSettings.from_dict(data or {}, "match")
-    except JobError as exc:
-        raise JobError(exc.message, path=p, hint=exc.hint) from None
-
-
-def match_sequences(*, plate: str, element: str, out_dir: Any, depth: str | None = None,
-                    depth_layer: str | None = None, camera: str | None = None,
-                    settings: MatchSettings | None = None, progress: Any = None) -> tuple[MatchEstimates, list]:
-    """``gvfx match``: match a user's element EXR sequence (rgba, optional Z/holdout/motion) to a plate.
-
-    No engine and no overscan (the element is used as given). Depth: ``depth`` (a sequence) or
-    ``depth_layer`` of the plate, else the plate's own Z if it has one, else none (2D fallback).
-    Writes ``OUT/element.####.exr`` (matched layers) and ``OUT/comp.####.exr``; returns the estimates
-    and the written paths.
-    """
-    from pathlib import Path
-
-    from gvfx.camera import default_camera, load_camera  # noqa: F401 - load_camera used below
-    from gvfx.exr import read_exr, write_layers
-    from gvfx.sequence import discover
-
-    st = settings or MatchSettings()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pseq, eseq = discover(plate), discover(element)
-    dseq = discover(depth) if depth else None
-    frames = [f for f in eseq.frames if pseq.is_still or f in set(pseq.frames)] or list(eseq.frames)
-    first = read_exr(pseq.path(frames[0] if not pseq.is_still else pseq.first), frame=frames[0])
-    w, h = first.width, first.height
-    track = load_camera(camera, w, h, frames=frames) if camera else CameraTrack.static(default_camera(w, h), frames)
-
-    def plate_at(f: int) -> tuple[np.ndarray, np.ndarray | None]:
-        img = read_exr(pseq.path(f if not pseq.is_still else pseq.first), frame=f)
-        if dseq is not None:
-            dimg = read_exr(dseq.path(f if not dseq.is_still else dseq.first), frame=f)
-            z = dimg.layer(depth_layer)[..., 0] if depth_layer else dimg.depth()
-        elif depth_layer:
-            z = img.layer(depth_layer)[..., 0]
-        else:
-            z = img.depth()
-        return img.rgba(), z
-
-    def element_at(f: int) -> ElementFrame:
-        img = read_exr(eseq.path(f), frame=f)
-        rgba = img.rgba() if "A" in img.channels else np.concatenate([img.rgba()[..., :3], np.zeros((img.height, img.width, 1), np.float32)], -1)
-        z = img.depth() if img.depth() is not None else np.full((img.height, img.width), np.inf, np.float32)
-        hold = img.layer("holdout")[..., 0] if "holdout.A" in img.channels else None
-        extra = {"motion": img.layer("motion")[..., :2]} if "motion.U" in img.channels else {}
-        return ElementFrame(rgba, z, hold, extra)
-
-    mid = frames[len(frames) // 2]
-    prgba, pz = plate_at(mid)
-    first_vis = None
-    for f in frames[:8]:
-        ef = element_at(f)
-        if float(ef.rgba[..., 3].max()) > 0.01:
-            first_vis = (f, ef)
-            break
-    est = estimate(st, PlateSample(mid, prgba[..., :3], pz, track),
-                   element_rgba=None if first_vis is None else first_vis[1].rgba,
-                   element_plate_rgb=None if first_vis is None else plate_at(first_vis[0])[0][..., :3])
-    distort = _lens.stmap_source_px(read_exr(st.stmap).rgba()[..., :2], 0) if st.stmap else (
-        _lens.radial_source_px(_lens.RadialModel(st.k1, st.k2), w, h, 0) if (st.k1 or st.k2) else None)
-    meta = {**est.metadata(), "gvfx:match:settings": json.dumps(st.to_dict(), sort_keys=True, default=str)}
-    written = []
-    for i, f in enumerate(frames):
-        prgba, pz = plate_at(f)
-        mf = match_frame(element_at(f), frame=f, plate_rgb=prgba, plate_z=pz, track=track if pz is not None else None,
-                         settings=st, estimates=est, seed=grain_seed(0, f), element_shutter_frames=0.0,
-                         distort_src_px=distort)
-        written.append(write_matched(out / f"element.{f:04d}.exr", mf, width=w, height=h, metadata=meta, frame=f))
-        comp = rebuild_comp(prgba, [layer_dict(mf)])
-        written.append(write_layers(out / f"comp.{f:04d}.exr", rgba=comp, metadata={"frame": f, "kind": "comp"}))
-        if progress:
-            progress("match", i + 1, len(frames))
-    return est, written

@@ -1,7 +1,7 @@
 """Plain data helpers shared by the gvfx panel and the host adapters: standard library only (Nuke's
 Python imports this through ``gvfx_nuke.connect``).
 
-``versions`` data is the worker's answer to a ``versions`` request (gvfx.worker.timeline_versions):
+``versions`` data is the worker's answer to a ``versions`` request (gvfx.worker_views.timeline_versions):
 ``{"timeline", "name", "elements": {NAME: {"kind", "current", "versions": [V...]}}, "plate", "comp"}``
 with ``V = {"version", "status", "frames", "pattern", "active", "metadata", ...}``, oldest first.
 """

@@ -15,7 +15,7 @@ from gvfx.analyze.static import fit_homography, rotation_from_homography
 from gvfx.camera import Camera, CameraTrack, look_at
 from gvfx.errors import AnalyzeError
 
-from analyze_plates import FIRST, pose_similarity_errors, render, wide_track
+from analyze_plates import FIRST, pose_similarity_errors, render
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import yaml
 
 from gvfx.engines.base import ElementFrame
 from gvfx.errors import JobError
-from gvfx.exr import read_exr, read_info
+from gvfx.exr import read_exr
+from gvfx.exr_info import read_info
 from gvfx.match import stage as stage_mod
 from gvfx.match.stage import (MatchSettings, MatchedFrame, PlateSample, estimate, layer_dict, match_frame, occlude,
                               rebuild_comp)

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from gvfx.exr import write_layers
-from gvfx.worker import ProtocolError, make_preview, timeline_versions
+from gvfx.worker import ProtocolError
+from gvfx.worker_views import make_preview, timeline_versions
 
 WORKER = [sys.executable, "-m", "gvfx", "worker"]
 

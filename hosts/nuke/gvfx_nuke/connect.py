@@ -68,3 +68,12 @@ def gvfx_argv() -> list[str]:
     """The argv of the ``gvfx`` command (for ``gvfx match`` / ``gvfx farm``)."""
     argv = worker_argv()
     return argv[:-1]
+
+
+#: variables of Nuke's embedded Python that would break the Python of gvfx's virtualenv (as gvfx.client)
+HOST_PYTHON_VARS = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
+
+
+def gvfx_env() -> dict[str, str]:
+    """The environment for a ``gvfx`` subprocess: Nuke's, without its Python's variables."""
+    return {k: v for k, v in os.environ.items() if k not in HOST_PYTHON_VARS}

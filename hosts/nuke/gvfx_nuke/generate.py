@@ -9,7 +9,6 @@ on the main thread (``nuke.executeInMainThread``); the Read inside the node swit
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import threading
@@ -20,7 +19,7 @@ import nuke
 from gvfx_nuke import jobs as J
 from gvfx_nuke import nodes as N
 from gvfx_nuke import params as P
-from gvfx_nuke.connect import gvfx_argv, import_gvfx, worker_argv
+from gvfx_nuke.connect import gvfx_argv, gvfx_env, import_gvfx, worker_argv
 from gvfx_nuke.session import Session
 
 _session: Session | None = None
@@ -282,32 +281,41 @@ def refresh_versions(node, select: str | None = None) -> dict:
 
 # ---------------------------------------------------------------- Match node
 
+def _match_frames(folder: Path) -> list[int] | None:
+    """First and last frame of the ``element.NNNN.exr`` files in a match version folder."""
+    found = (re.fullmatch(r"element\.(-?\d+)\.exr", p.name) for p in folder.iterdir())
+    nums = [int(m.group(1)) for m in found if m]
+    return [min(nums), max(nums)] if nums else None
+
+
 def _match_versions(paths: J.ShotPaths) -> dict:
     root = paths.match_root
     names = sorted((p.name for p in root.iterdir() if re.fullmatch(r"v\d{3,}", p.name)), key=lambda n: int(n[1:])) \
         if root.is_dir() else []
     vs = [{"version": n, "status": "complete" if (root / n / "done").exists() else "partial",
-           "pattern": str(root / n / "element.####.exr")} for n in names]
+           "pattern": str(root / n / "element.####.exr"), "frames": _match_frames(root / n)} for n in names]
     return {"elements": {"match": {"kind": "element", "current": names[-1] if names else None, "versions": vs}}}
 
 
-def next_version_dir(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    nums = [int(p.name[1:]) for p in root.iterdir() if re.fullmatch(r"v\d{3,}", p.name)]
-    n = max(nums, default=0) + 1
-    out = root / f"v{n:03d}"
-    out.mkdir()
+def next_version_dir(root: Path, *, create: bool = True) -> Path:
+    """``root/vNNN`` after the highest existing version (made when ``create``)."""
+    nums = [int(p.name[1:]) for p in root.iterdir() if re.fullmatch(r"v\d{3,}", p.name)] if root.is_dir() else []
+    out = root / f"v{max(nums, default=0) + 1:03d}"
+    if create:
+        out.mkdir(parents=True)
     return out
 
 
 def _generate_match(node, knobs, ctx, frames, paths, params) -> Run:
-    write_inputs(node, J.MATCH, ctx, frames, paths)
-    out_dir = next_version_dir(paths.match_root)
+    out_dir = next_version_dir(paths.match_root, create=False)
+    # every knob checked before any file is written
     argv, settings = J.build_match_command(gvfx_argv(), knobs, ctx, paths, params, out_dir)
+    write_inputs(node, J.MATCH, ctx, frames, paths)
+    out_dir.mkdir(parents=True)
     (out_dir / "settings.json").write_text(json.dumps(settings, indent=1))
     run = Run(node, paths, frames)
     run.task.setMessage("matching")
-    run.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=gvfx_env())
     RUNS[node.name()] = run
 
     def wait() -> None:
@@ -377,8 +385,7 @@ def submit_to_farm(node) -> Path | None:
         write_inputs(node, kind, ctx, frames, paths)
         paths.farm_job.write_text(json.dumps(job, indent=1))
         proc = subprocess.run(J.farm_command(gvfx_argv(), paths.farm_job, paths.farm_template),
-                              capture_output=True, text=True, env={k: v for k, v in os.environ.items()
-                                                                   if k not in ("PYTHONHOME", "PYTHONPATH")})
+                              capture_output=True, text=True, env=gvfx_env())
         if proc.returncode != 0:
             raise RuntimeError(f"gvfx farm openjd failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     except Exception as exc:

@@ -191,7 +191,7 @@ def show_version(node) -> None:
 
     model = import_gvfx("gvfx.ui.model")
     data = versions_data(node)
-    name = J.element_name(node.name())
+    name = "match" if kind_of(node) == J.MATCH else J.element_name(node.name())  # as refresh_versions stores it
     label = node["version"].value()
     version = label.split()[0] if label and label != "(none)" else None
     which = node["output"].value() if node.knob("output") is not None else "element"
