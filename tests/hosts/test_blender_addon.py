@@ -1,7 +1,9 @@
-"""The Blender add-on in real Blender (the ``bpy`` module in its own venv, $GVFX_BLENDER_PYTHON),
-installed from the zip ``hosts/blender/build.py`` builds, driving a real ``gvfx worker``
-($GVFX_EXECUTABLE) on a small demo plate. The Blender-side scripts are in ``blender_scripts/``; each
-writes a JSON of what it saw, asserted here (pixels are compared with OpenImageIO in this venv)."""
+"""The Blender add-on in real Blender (the ``bpy`` module in its own venv), installed from the zip
+``hosts/blender/build.py`` builds, driving a real ``gvfx worker`` ($GVFX_EXECUTABLE) on a small demo
+plate. Every test runs once per Blender: 5.x ($GVFX_BLENDER_PYTHON) and 4.x ($GVFX_BLENDER4_PYTHON, the
+older ``scene.node_tree`` compositor); an unset one is skipped, saying how to make it. The Blender-side
+scripts are in ``blender_scripts/``; each writes a JSON of what it saw, asserted here (pixels are
+compared with OpenImageIO in this venv)."""
 
 from __future__ import annotations
 
@@ -19,15 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "blender_scripts"
 W, H, FRAMES, FIRST = 96, 54, 6, 1001
 
-
-def _blender_python() -> str:
-    exe = os.environ.get("GVFX_BLENDER_PYTHON", "").strip()
-    if not exe:
-        pytest.skip("GVFX_BLENDER_PYTHON is not set (a Python with bpy 5.x: python3 -m venv .venv-blender && "
-                    ".venv-blender/bin/pip install bpy==5.0.1)")
-    if not Path(exe).is_file():
-        pytest.skip(f"GVFX_BLENDER_PYTHON={exe} does not exist")
-    return exe
+# test id -> (environment variable, Blender major version, how to make that Python)
+BLENDERS = {
+    "blender5": ("GVFX_BLENDER_PYTHON", 5, "python3 -m venv .venv-blender && .venv-blender/bin/pip install bpy==5.0.1"),
+    "blender4": ("GVFX_BLENDER4_PYTHON", 4,
+                 "python3 -m venv .venv-blender4 && .venv-blender4/bin/pip install bpy==4.5.15"),
+}
 
 
 def _gvfx_executable() -> str:
@@ -39,10 +38,23 @@ def _gvfx_executable() -> str:
     return exe
 
 
+@pytest.fixture(scope="module", params=list(BLENDERS))
+def blender(request) -> dict:
+    """One Blender Python (with bpy of the expected major version); skipped when its variable is unset."""
+    var, major, recipe = BLENDERS[request.param]
+    exe = os.environ.get(var, "").strip()
+    if not exe:
+        pytest.skip(f"{var} is not set (a Python with bpy {major}.x: {recipe})")
+    if not Path(exe).is_file():
+        pytest.skip(f"{var}={exe} does not exist")
+    return {"id": request.param, "python": exe, "major": major}
+
+
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory):
-    """The built zip, a 96x54 6-frame demo plate with depth, and the config the scripts read."""
-    bpy_python, gvfx_exe = _blender_python(), _gvfx_executable()
+    """The built zips, a 96x54 6-frame demo plate with depth, and the config the scripts read (shared by
+    every Blender)."""
+    gvfx_exe = _gvfx_executable()
     from gvfx.demo.scene import write_demo_plate
 
     work = tmp_path_factory.mktemp("blender")
@@ -51,7 +63,7 @@ def shot(tmp_path_factory):
     assert build.returncode == 0, build.stderr
     zip_path, legacy_zip = build.stdout.split()[:2]
     _, track, scene = write_demo_plate(work / "plate", W, H, FRAMES)
-    return {"python": bpy_python, "work": work, "track": track,
+    return {"work": work, "track": track,
             "cfg": dict(zip=zip_path, legacy_zip=legacy_zip, first=FIRST, last=FIRST + FRAMES - 1, width=W, height=H,
                         focal_mm=scene.focal_mm, haperture_mm=scene.haperture_mm,
                         cam_to_world=[track.transform(f).tolist() for f in track.frames],
@@ -60,21 +72,22 @@ def shot(tmp_path_factory):
                         crashing_worker=str(SCRIPTS / "crashing_worker.py"))}
 
 
-def _run(shot, script: str, name: str, timeout: float = 240) -> dict:
-    work = shot["work"] / name
-    work.mkdir()
+def _run(shot, blender, script: str, name: str, timeout: float = 240) -> dict:
+    work = shot["work"] / blender["id"] / name
+    work.mkdir(parents=True)
     res_dir = work / "blender_user"
     cfg = dict(shot["cfg"], work=str(work), output=str(work / "out"), result=str(work / "result.json"))
     (work / "cfg.json").write_text(json.dumps(cfg))
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(res_dir), BLENDER_USER_EXTENSIONS=str(res_dir / "extensions"))
     env.pop("PYTHONPATH", None)
-    proc = subprocess.run([shot["python"], str(SCRIPTS / script), "--", str(work / "cfg.json")], env=env,
+    proc = subprocess.run([blender["python"], str(SCRIPTS / script), "--", str(work / "cfg.json")], env=env,
                           capture_output=True, text=True, timeout=timeout)
     log = f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, log
     assert (work / "result.json").is_file(), log
     out = json.loads((work / "result.json").read_text())
-    out["_work"], out["_log"], out["_res"] = work, log, res_dir
+    assert out["blender_version"][0] == blender["major"], (blender, out["blender_version"])
+    out["_work"], out["_log"], out["_res"], out["_major"] = work, log, res_dir, blender["major"]
     return out
 
 
@@ -89,8 +102,8 @@ def _pixels(path: str | Path, to_rec709: bool = False) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def generated(shot):
-    return _run(shot, "generate.py", "generate")
+def generated(shot, blender):
+    return _run(shot, blender, "generate.py", "generate")
 
 
 def test_installed_from_zip_where_doctor_looks(generated):
@@ -98,8 +111,51 @@ def test_installed_from_zip_where_doctor_looks(generated):
     assert (ext / "blender_manifest.toml").is_file() and (ext / "vendor" / "gvfx_client.py").is_file()
 
 
+# Blender 5 vs 4.x: the comp's output node, and the colour-mix / alpha-over socket labels ("A"/"B" on
+# ShaderNodeMix in 5.x are "Image"/"Image_001" on 4.x's CompositorNodeMixRGB; AlphaOver's Background and
+# Foreground are "Image"/"Image_001")
+OUTPUT_NODE = {5: ("gvfx output", "NodeGroupOutput"), 4: ("gvfx composite", "CompositorNodeComposite")}
+NODE_TYPES = {5: {"mix": "ShaderNodeMix", "math": "ShaderNodeMath"},
+              4: {"mix": "CompositorNodeMixRGB", "math": "CompositorNodeMath"}}
+SOCKETS_4X = {"A": "Image", "B": "Image_001", "Result": "Image", "Background": "Image", "Foreground": "Image_001"}
+
+
+def _expected_link(link: str, major: int) -> str:
+    """A link written for Blender 5 (``node:socket->node:socket``) as Blender ``major`` names it."""
+    if major >= 5:
+        return link
+    ends = []
+    for end in link.split("->"):
+        node, sock = end.rsplit(":", 1)
+        node = OUTPUT_NODE[4][0] if node == OUTPUT_NODE[5][0] else node
+        ends.append(f"{node}:{SOCKETS_4X.get(sock, sock)}")
+    return "->".join(ends)
+
+
+def _assert_links(expected, links: set, major: int):
+    for link in expected:
+        want = _expected_link(link, major)
+        assert want in links, (want, sorted(links))
+
+
+def _assert_node_types(nodes: dict, major: int, roles: dict):
+    """Each named gvfx node is this Blender's type for its role ("mix", "math" or a bl_idname)."""
+    for name, role in roles.items():
+        assert nodes[name]["type"] == NODE_TYPES[major].get(role, role), (name, nodes[name], major)
+    if major < 5:  # gvfx made the scene's tree: Blender's default Render Layers node is not left in it
+        assert not any(n["type"] == "CompositorNodeRLayers" for n in nodes.values()), nodes
+
+
+ROLES = {"gvfx fire +lightwrap": "mix", "gvfx fire +grain": "mix", "gvfx fire shadow": "mix",
+         "gvfx fire 1-holdout": "math", "gvfx fire 1-shadow": "math", "gvfx fire alpha": "CompositorNodeSetAlpha",
+         "gvfx fire holdout": "CompositorNodeSetAlpha", "gvfx over": "CompositorNodeAlphaOver",
+         "gvfx viewer": "CompositorNodeViewer"}
+ROLES2 = dict(ROLES, **{"gvfx sum 1": "mix", "gvfx sum alpha 1": "math", "gvfx sum 1 alpha": "CompositorNodeSetAlpha",
+                        "gvfx fire split": "CompositorNodeSeparateColor", "gvfx sparks shadow": "mix"})
+
+
 def test_generate_loads_versions_and_builds_the_comp_tree(generated):
-    g = generated
+    g, major = generated, generated["_major"]
     assert g["first_run"] == ["FINISHED"] and g["second_run"] == ["FINISHED"], g["_log"]
     assert g["version1"] == "v001" and g["version2"] == ["v002", "v001"]
     assert g["version_items"] == ["v001", "v002"] and g["running_after"] is False
@@ -110,33 +166,41 @@ def test_generate_loads_versions_and_builds_the_comp_tree(generated):
     assert el["image"].endswith("elements/fire/v001/fire.1001.exr")
     assert (el["frame_start"], el["frame_duration"], el["frame_offset"]) == (FIRST, FRAMES, FIRST - 1)
     assert nodes["gvfx plate"]["image"].endswith(f"plate/plate.{FIRST}.exr")
-    assert nodes["gvfx output"]["type"] == "NodeGroupOutput"
+    # the comp reads the plate in the job's colour space (what the worker read); the artist's image is left
+    assert nodes["gvfx plate"]["colorspace"] == el["colorspace"] == "ACEScg"
+    assert g["user_plate_colorspace_after"] == g["user_plate_colorspace_before"]
+    out_name, out_type = OUTPUT_NODE[major]
+    assert nodes[out_name]["type"] == out_type
+    _assert_node_types(nodes, major, ROLES)
     # the rebuild recipe of docs/match.md
-    for link in ("gvfx fire element:Combined->gvfx fire +lightwrap:A",
-                 "gvfx fire element:lightwrap->gvfx fire +lightwrap:B",
-                 "gvfx fire +lightwrap:Result->gvfx fire +grain:A",
-                 "gvfx fire element:grain->gvfx fire +grain:B",
-                 "gvfx fire +grain:Result->gvfx fire alpha:Image",
-                 "gvfx fire element:Alpha->gvfx fire alpha:Alpha",
-                 "gvfx fire element:holdout->gvfx fire 1-holdout:Value",
-                 "gvfx fire 1-holdout:Value->gvfx fire holdout:Alpha",
-                 "gvfx fire alpha:Image->gvfx fire holdout:Image",
-                 "gvfx plate:Image->gvfx fire shadow:A",
-                 "gvfx fire element:shadow->gvfx fire 1-shadow:Value",
-                 "gvfx fire 1-shadow:Value->gvfx fire shadow:B",
-                 "gvfx fire shadow:Result->gvfx over:Background",
-                 "gvfx fire holdout:Image->gvfx over:Foreground",
-                 "gvfx over:Image->gvfx output:Image"):
-        assert link in links, link
+    _assert_links(("gvfx fire element:Combined->gvfx fire +lightwrap:A",
+                   "gvfx fire element:lightwrap->gvfx fire +lightwrap:B",
+                   "gvfx fire +lightwrap:Result->gvfx fire +grain:A",
+                   "gvfx fire element:grain->gvfx fire +grain:B",
+                   "gvfx fire +grain:Result->gvfx fire alpha:Image",
+                   "gvfx fire element:Alpha->gvfx fire alpha:Alpha",
+                   "gvfx fire element:holdout->gvfx fire 1-holdout:Value_001",
+                   "gvfx fire 1-holdout:Value->gvfx fire holdout:Alpha",
+                   "gvfx fire alpha:Image->gvfx fire holdout:Image",
+                   "gvfx plate:Image->gvfx fire shadow:A",
+                   "gvfx fire element:shadow->gvfx fire 1-shadow:Value_001",
+                   "gvfx fire 1-shadow:Value->gvfx fire shadow:B",
+                   "gvfx fire shadow:Result->gvfx over:Background",
+                   "gvfx fire holdout:Image->gvfx over:Foreground",
+                   "gvfx over:Image->gvfx output:Image",
+                   "gvfx over:Image->gvfx viewer:Image"), links, major)
     # second run: fire v002, sparks v001, summed (colour Add, alpha Add) before the over
     nodes2, links2 = g["nodes2"], set(g["links2"])
     assert nodes2["gvfx fire element"]["image"].endswith("elements/fire/v002/fire.1001.exr")
     assert nodes2["gvfx sparks element"]["image"].endswith("elements/sparks/v001/sparks.1001.exr")
-    for link in ("gvfx fire holdout:Image->gvfx sum 1:A", "gvfx sparks holdout:Image->gvfx sum 1:B",
-                 "gvfx fire split:Alpha->gvfx sum alpha 1:Value", "gvfx sum 1:Result->gvfx sum 1 alpha:Image",
-                 "gvfx sum 1 alpha:Image->gvfx over:Foreground", "gvfx fire shadow:Result->gvfx sparks shadow:A",
-                 "gvfx sparks shadow:Result->gvfx over:Background"):
-        assert link in links2, link
+    _assert_node_types(nodes2, major, ROLES2)
+    _assert_links(("gvfx fire holdout:Image->gvfx sum 1:A", "gvfx sparks holdout:Image->gvfx sum 1:B",
+                   "gvfx fire split:Alpha->gvfx sum alpha 1:Value",
+                   "gvfx sparks split:Alpha->gvfx sum alpha 1:Value_001",
+                   "gvfx sum 1:Result->gvfx sum 1 alpha:Image", "gvfx sum alpha 1:Value->gvfx sum 1 alpha:Alpha",
+                   "gvfx sum 1 alpha:Image->gvfx over:Foreground", "gvfx fire shadow:Result->gvfx sparks shadow:A",
+                   "gvfx sparks shadow:Result->gvfx over:Background", "gvfx over:Image->gvfx output:Image"),
+                  links2, major)
     assert g["after_switch"]["gvfx fire element"].endswith("elements/fire/v001/fire.1001.exr")
     assert g["after_switch"]["gvfx sparks element"].endswith("elements/sparks/v001/sparks.1001.exr")
 
@@ -153,11 +217,11 @@ def _element_layers(path: Path) -> dict:
 @pytest.mark.parametrize("run,comp_version,elements", [
     ("run1", "v001", [("fire", "v001")]),
     ("run2", "v002", [("fire", "v002"), ("sparks", "v001")])])
-def test_rendered_comp_matches_gvfx_comp_and_plate(generated, run, comp_version, elements):
+def test_rendered_comp_matches_gvfx_comp_and_plate(shot, generated, run, comp_version, elements):
     g, frame = generated, FIRST + 2
     out = g["_work"] / "out"
     render = _pixels(g[f"render_{run}"])
-    plate = _pixels(g["_work"].parent / "plate" / f"plate.{frame}.exr", True)
+    plate = _pixels(shot["work"] / "plate" / f"plate.{frame}.exr", True)
     comp = _pixels(out / "comp" / comp_version / f"comp.{frame}.exr", True)
     assert render.shape == (H, W, 4)
     # the Blender comp is gvfx's own comp (rebuild recipe), frame for frame; gvfx's comp is half float
@@ -195,8 +259,8 @@ def test_scene_camera_exported_as_chan_in_gvfx_world(generated, shot):
 
 
 @pytest.fixture(scope="module")
-def failures(shot):
-    return _run(shot, "cancel_errors.py", "cancel")
+def failures(shot, blender):
+    return _run(shot, blender, "cancel_errors.py", "cancel")
 
 
 def test_cancel_mid_job_is_clean(failures):
@@ -241,7 +305,7 @@ def test_missing_usd_layout_is_reported(failures):
     assert "no USD layout at" in failures["layout_error"] and "layout.usda" in failures["layout_error"]
 
 
-def test_legacy_zip_installs_as_an_addon(shot):
-    r = _run(shot, "legacy_install.py", "legacy", timeout=60)
+def test_legacy_zip_installs_as_an_addon(shot, blender):
+    r = _run(shot, blender, "legacy_install.py", "legacy", timeout=60)
     assert r["install"] == ["FINISHED"] and r["operators"] is True and r["settings"] == "IMAGE"
     assert r["prefs"] == str(r["_work"])

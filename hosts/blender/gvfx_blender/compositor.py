@@ -2,8 +2,9 @@
 
 Blender 5 has no ``scene.node_tree``: the comp lives in a ``CompositorNodeTree`` node group set as
 ``scene.compositing_node_group``, with a group output socket instead of a Composite node. Blender 4.x
-uses the scene's own node tree and a Composite node. Nodes gvfx owns carry names starting with
-``gvfx`` and are rebuilt on every update; other nodes in the tree are left alone.
+uses the scene's own node tree, a Composite node and the compositor's Mix RGB / Math nodes. Nodes gvfx
+owns carry names starting with ``gvfx`` and are rebuilt on every update; other nodes in the tree are
+left alone.
 
 Per element (``el = (rgba + lightwrap + grain) * (1 - holdout)``, alpha without lightwrap/grain)::
 
@@ -24,6 +25,7 @@ import bpy
 
 TREE_NAME = "gvfx comp"
 PREFIX = "gvfx"
+OWNED_KEY = "gvfx_owned"  # custom property on the images gvfx loaded (and may reuse or change)
 
 _NUM_RE = re.compile(r"^(.*?)(#+|%0(\d)d|@+)(\D*)$")
 
@@ -50,18 +52,21 @@ def frame_file(pattern: str, frame: int) -> str:
 
 def load_sequence(pattern: str, first: int, last: int, *, name: str | None = None,
                   colorspace: str = "ACEScg", premultiplied: bool = True) -> "bpy.types.Image":
-    """Load an EXR sequence as one Blender image (``source='SEQUENCE'``), reusing an image of that file."""
+    """Load an EXR sequence as one Blender image (``source='SEQUENCE'``), reusing an image gvfx loaded of
+    that file (the artist's own images are never changed)."""
     path = frame_file(pattern, first)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"first frame of the sequence is missing: {path}")
     img = None
     for existing in bpy.data.images:
-        if existing.source == "SEQUENCE" and bpy.path.abspath(existing.filepath) == path:
+        if (existing.get(OWNED_KEY) and existing.source == "SEQUENCE"
+                and os.path.abspath(bpy.path.abspath(existing.filepath)) == os.path.abspath(path)):
             img = existing
             break
     if img is None:
         img = bpy.data.images.load(path, check_existing=False)
         img.source = "SEQUENCE"
+        img[OWNED_KEY] = True
     if name:
         img.name = name
     try:
@@ -81,8 +86,13 @@ def is_legacy() -> bool:
 
 def _tree(scene):
     if is_legacy():
-        scene.use_nodes = True
-        return scene.node_tree
+        fresh = scene.node_tree is None
+        scene.use_nodes = True  # makes the tree, with Blender's default Render Layers/Composite/Viewer
+        tree = scene.node_tree
+        if fresh:  # a tree gvfx made: drop the defaults (Render Layers would make the render draw the scene)
+            for n in list(tree.nodes):
+                tree.nodes.remove(n)
+        return tree
     tree = scene.compositing_node_group
     if tree is None:
         tree = bpy.data.node_groups.get(TREE_NAME) or bpy.data.node_groups.new(TREE_NAME, "CompositorNodeTree")
@@ -120,16 +130,8 @@ class _Builder:
     def __init__(self, tree):
         self.tree = tree
 
-    def node(self, idname: str, name: str, x: float, y: float, *fallbacks: str):
-        last_exc = None
-        for t in (idname, *fallbacks):
-            try:
-                n = self.tree.nodes.new(t)
-                break
-            except RuntimeError as exc:
-                last_exc = exc
-        else:
-            raise RuntimeError(f"cannot create compositor node {idname}: {last_exc}")
+    def node(self, idname: str, name: str, x: float, y: float):
+        n = self.tree.nodes.new(idname)
         n.name = n.label = f"{PREFIX} {name}"
         n.location = (x, y)
         return n
@@ -139,19 +141,21 @@ class _Builder:
 
     def mix(self, blend: str, name: str, x: float, y: float):
         """A colour mix with factor 1: returns (node, A, B, result)."""
-        n = self.node("ShaderNodeMix", name, x, y, "CompositorNodeMixRGB")
-        if n.bl_idname == "ShaderNodeMix":
-            n.data_type = "RGBA"
+        if is_legacy():  # 4.2 cannot add a ShaderNodeMix to a compositor tree (4.5 can): Mix RGB is in every 4.x
+            n = self.node("CompositorNodeMixRGB", name, x, y)
             n.blend_type = blend
-            n.inputs[_by_id(n.inputs, "Factor_Float")].default_value = 1.0
-            return (n, n.inputs[_by_id(n.inputs, "A_Color")], n.inputs[_by_id(n.inputs, "B_Color")],
-                    n.outputs[_by_id(n.outputs, "Result_Color")])
+            n.inputs[_by_id(n.inputs, "Fac")].default_value = 1.0
+            return (n, n.inputs[_by_id(n.inputs, "Image")], n.inputs[_by_id(n.inputs, "Image_001")],
+                    n.outputs["Image"])
+        n = self.node("ShaderNodeMix", name, x, y)
+        n.data_type = "RGBA"
         n.blend_type = blend
-        n.inputs[0].default_value = 1.0
-        return n, n.inputs[1], n.inputs[2], n.outputs[0]
+        n.inputs[_by_id(n.inputs, "Factor_Float")].default_value = 1.0
+        return (n, n.inputs[_by_id(n.inputs, "A_Color")], n.inputs[_by_id(n.inputs, "B_Color")],
+                n.outputs[_by_id(n.outputs, "Result_Color")])
 
     def math(self, op: str, name: str, x: float, y: float):
-        n = self.node("ShaderNodeMath", name, x, y, "CompositorNodeMath")
+        n = self.node("CompositorNodeMath" if is_legacy() else "ShaderNodeMath", name, x, y)
         n.operation = op
         return n
 
@@ -230,10 +234,9 @@ def build_comp(scene, plate: Layered, elements: list[Layered]):
             bg = res
         el_alpha = None
         if len(elements) > 1:  # the sum needs each element's alpha
-            sep = b.node("CompositorNodeSeparateColor", f"{el.name} split", x0 + 1050, y - 350,
-                         "CompositorNodeSepRGBA")
+            sep = b.node("CompositorNodeSeparateColor", f"{el.name} split", x0 + 1050, y - 350)
             b.link(el_out, sep.inputs[0])
-            el_alpha = sep.outputs["Alpha"] if "Alpha" in sep.outputs else sep.outputs[3]
+            el_alpha = sep.outputs["Alpha"]
         el_outs.append((el_out, el_alpha))
     fg = None
     if el_outs:

@@ -65,13 +65,19 @@ def _plate_layer(context, data: dict) -> compositor.Layered:
     scene = context.scene
     s = scene.gvfx
     first, last = (data.get("frames") or [scene.frame_start, scene.frame_end])[:2]
-    if s.plate_source == "IMAGE" and s.plate_image is not None:
-        img = s.plate_image
+    colorspace = s.plate_colorspace or "ACEScg"
+    img = s.plate_image if s.plate_source == "IMAGE" else None
+    if img is not None and img.colorspace_settings.name == colorspace:
         if img.source != "SEQUENCE" and first != last:
             img.source = "SEQUENCE"
+    elif img is not None:
+        # the worker reads the plate in the declared colour space: so must the comp. Blender 4.x reads an
+        # ACEScg EXR as Linear Rec.709 (5.x follows its chromaticities): comp a copy, leave the artist's image
+        img = compositor.load_sequence(jobspec.plate_path(s), first, last, name="gvfx plate", colorspace=colorspace,
+                                       premultiplied=False)
     else:
         pattern = data.get("plate") or jobspec.plate_path(s)
-        img = compositor.load_sequence(pattern, first, last, name="gvfx plate", colorspace=s.plate_colorspace,
+        img = compositor.load_sequence(pattern, first, last, name="gvfx plate", colorspace=colorspace,
                                        premultiplied=False)
     return compositor.Layered("plate", img, int(first), int(last))
 

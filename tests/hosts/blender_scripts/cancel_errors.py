@@ -52,7 +52,7 @@ out["cancel_state"] = sess.state
 out["cancel_running_after"] = scene.gvfx.running
 out["cancel_status"] = scene.gvfx.status
 out["cancel_active_after"] = ops.active_session() is None
-out["cancel_tree"] = scene.compositing_node_group.name if scene.compositing_node_group else None
+out["cancel_tree"] = common.comp_tree(scene).name if common.comp_tree(scene) else None
 out["cancel_version_items"] = [it[0] for it in props._version_items(scene.gvfx.elements[0], ctx)]
 
 # --- the worker dies mid-job -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Shared set-up for the Blender-side test scripts (run by Blender's Python, bpy 5.x).
+"""Shared set-up for the Blender-side test scripts (run by Blender's Python, bpy 5.x or 4.2+).
 
 ``install(zip)`` installs the built extension zip the way a user does (Install from Disk), and
 ``setup_scene(cfg)`` builds a scene around the gvfx demo plate: frame range, resolution, the plate as an
@@ -59,6 +59,22 @@ def setup_scene(cfg, prefs):
     return scene
 
 
+def comp_tree(scene):
+    """The scene's compositor tree: a node group in Blender 5, the scene's own tree in 4.x (None: none yet)."""
+    if bpy.app.version < (5, 0, 0):
+        return scene.node_tree
+    return scene.compositing_node_group
+
+
+def socket_label(sock):
+    """A socket's name, or its identifier where the name repeats among the node's available sockets
+    (4.x Mix: ``Image``/``Image_001``; Math: ``Value``/``Value_001``)."""
+    sockets = sock.node.outputs if sock.is_output else sock.node.inputs
+    same = [s for s in sockets if s.enabled and s.name == sock.name]
+    return sock.name if len(same) <= 1 else sock.identifier
+
+
 def dump(path, data):
+    data = dict(data, blender_version=list(bpy.app.version))
     with open(path, "w") as fh:
         json.dump(data, fh, indent=1)

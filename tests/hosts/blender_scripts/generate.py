@@ -34,19 +34,23 @@ def tree_state(tree):
     return ({n.name: {"type": n.bl_idname,
                       "image": bpy.path.abspath(n.image.filepath) if getattr(n, "image", None) else None,
                       "source": n.image.source if getattr(n, "image", None) else None,
+                      "colorspace": n.image.colorspace_settings.name if getattr(n, "image", None) else None,
                       "frame_start": getattr(n, "frame_start", None),
                       "frame_duration": getattr(n, "frame_duration", None),
                       "frame_offset": getattr(n, "frame_offset", None)} for n in tree.nodes},
-            sorted(f"{l.from_node.name}:{l.from_socket.name}->{l.to_node.name}:{l.to_socket.name}"
-                   for l in tree.links))
+            sorted(f"{l.from_node.name}:{common.socket_label(l.from_socket)}->"
+                   f"{l.to_node.name}:{common.socket_label(l.to_socket)}" for l in tree.links))
 
 
+user_plate = scene.gvfx.plate_image
+out["user_plate_colorspace_before"] = user_plate.colorspace_settings.name  # 4.x: Linear Rec.709, 5.x: ACEScg
 res = bpy.ops.gvfx.generate()
+out["user_plate_colorspace_after"] = user_plate.colorspace_settings.name
 out["first_run"] = sorted(res)
 out["status1"] = scene.gvfx.status
 el = scene.gvfx.elements[0]
 out["version1"] = el.version
-tree = scene.compositing_node_group
+tree = common.comp_tree(scene)
 out["tree"] = tree.name
 out["nodes"], out["links"] = tree_state(tree)
 render("run1")
@@ -67,12 +71,12 @@ out["version2"] = [e.version for e in scene.gvfx.elements]
 mod = sys.modules["bl_ext.user_default.gvfx.props"]
 out["version_items"] = [it[0] for it in mod._version_items(el, bpy.context)]
 out["running_after"] = scene.gvfx.running
-out["nodes2"], out["links2"] = tree_state(scene.compositing_node_group)
+out["nodes2"], out["links2"] = tree_state(common.comp_tree(scene))
 render("run2")
 
 # older versions stay selectable: switch fire back to v001 and render again
 el.version = "v001"
-out["after_switch"] = {n.name: bpy.path.abspath(n.image.filepath) for n in scene.compositing_node_group.nodes
+out["after_switch"] = {n.name: bpy.path.abspath(n.image.filepath) for n in common.comp_tree(scene).nodes
                        if getattr(n, "image", None) is not None}
 render("switched")
 # the shot's USD layout (written by the render) through Blender's USD importer
