@@ -46,6 +46,20 @@ def _plane_lstsq(points: np.ndarray) -> tuple[np.ndarray, float]:
     return n, float(-n @ c)
 
 
+def plane_hypotheses(pts: np.ndarray, up: np.ndarray, iterations: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """RANSAC candidates: unit normals (M, 3) of planes through random point triples, oriented along
+    ``up``, and one point (M, 3) on each (degenerate triples dropped)."""
+    idx = rng.integers(0, len(pts), size=(iterations, 3))
+    a, b, c = pts[idx[:, 0]], pts[idx[:, 1]], pts[idx[:, 2]]
+    n = np.cross(b - a, c - a)
+    norm = np.linalg.norm(n, axis=1)
+    ok = norm > 1e-12
+    n, a = n[ok] / norm[ok, None], a[ok]
+    n *= np.where(n @ up < 0, -1.0, 1.0)[:, None]
+    return n, a
+
+
 def fit_ground_plane(points: np.ndarray, up_hint: tuple[float, float, float] | np.ndarray = (0.0, 1.0, 0.0), *,
                      threshold_m: float | None = None, seed: int = 0, max_tilt_deg: float = 30.0,
                      iterations: int = 400) -> Plane:
@@ -65,13 +79,7 @@ def fit_ground_plane(points: np.ndarray, up_hint: tuple[float, float, float] | n
         lo, hi = np.percentile(pts, [5, 95], axis=0)
         threshold_m = max(0.01 * float(np.linalg.norm(hi - lo)), 1e-4)
     score_pts = pts[rng.choice(len(pts), min(len(pts), 4000), replace=False)]
-    idx = rng.integers(0, len(pts), size=(iterations, 3))
-    a, b, c = pts[idx[:, 0]], pts[idx[:, 1]], pts[idx[:, 2]]
-    n = np.cross(b - a, c - a)
-    norm = np.linalg.norm(n, axis=1)
-    ok = norm > 1e-12
-    n, a = n[ok] / norm[ok, None], a[ok]
-    n *= np.where(n @ up < 0, -1.0, 1.0)[:, None]
+    n, a = plane_hypotheses(pts, up, iterations, rng)
     ok = n @ up >= np.cos(np.radians(max_tilt_deg))
     if not ok.any():
         raise DepthError("no near-horizontal plane found in the depth", hint="check the up axis / depth")

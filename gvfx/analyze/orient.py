@@ -113,20 +113,14 @@ def fit_sparse_ground(pts: np.ndarray, up: np.ndarray, below: np.ndarray, *, max
     Unlike ``gvfx.surface.fit_ground_plane`` (built for dense depth), it does not prefer the lowest
     plane: SfM outliers below the ground make spurious low planes.
     """
-    from gvfx.surface import fit_ground_plane
+    from gvfx.surface import fit_ground_plane, plane_hypotheses
 
     up = np.asarray(up, dtype=np.float64)
     pts = without_walls(pts, up, seed=seed)
     lo, hi = np.percentile(pts, [5, 95], axis=0)
     thr = max(0.006 * float(np.linalg.norm(hi - lo)), 1e-9)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(pts), size=(iterations, 3))
-    a, b, c = pts[idx[:, 0]], pts[idx[:, 1]], pts[idx[:, 2]]
-    n = np.cross(b - a, c - a)
-    norm = np.linalg.norm(n, axis=1)
-    ok = norm > 1e-12
-    n, a = n[ok] / norm[ok, None], a[ok]
-    n *= np.where(n @ up < 0, -1.0, 1.0)[:, None]
+    n, a = plane_hypotheses(pts, up, iterations, rng)
     d = -np.einsum("ij,ij->i", n, a)
     ok = (n @ up >= np.cos(np.radians(max_tilt_deg))) & (n @ below + d > 0)
     if not ok.any():
