@@ -63,3 +63,26 @@ def spec(effect: str, store: Path, stack: str = "sd15_depth_ip", **params) -> El
     base.update(params)
     return ElementSpec(name=f"t_{effect}", effect=effect, engine="diffusion",
                        placement=Placement(screen=(W / 2, H * 0.7)), size_m=1.0, seed=7, params=base)
+
+
+def check_mode_outputs(ctx: PlateContext, effect: str, first: list, again: list) -> None:
+    """Every frame of a mode's output is a valid element, the same bits with the same seed, and an
+    insert leaves the plate untouched to the bit outside its alpha."""
+    for f, ef, ef2 in zip(ctx.frames, first, again):
+        assert ef.rgba.shape == (H, W, 4) and ef.z.shape == ef.holdout.shape == (H, W)
+        a = ef.rgba[..., 3]
+        assert ef.rgba.dtype == np.float32 and np.isfinite(ef.rgba).all()
+        assert a.min() >= 0.0 and a.max() <= 1.0
+        assert np.all(ef.rgba[..., :3][a == 0] == 0.0), "premultiplied: no colour where alpha is 0"
+        assert np.all(np.isinf(ef.z[a == 0])) and np.isfinite(ef.z[a > 0]).all()
+        assert np.array_equal(ef.rgba, ef2.rgba) and np.array_equal(ef.z, ef2.z), "same seed, same bits"
+    assert first[-1].rgba[..., 3].max() > 0.0, f"{effect}: no element"
+    if effect == "insert":
+        for f, ef in zip(ctx.frames, first):
+            plate = ctx.image(f)
+            a = ef.rgba[..., 3:4]
+            comp = ef.rgba + (1.0 - a) * plate
+            outside = a[..., 0] == 0
+            assert outside.any() and np.array_equal(comp[outside], plate[outside]), "plate untouched to the bit"
+            assert not np.array_equal(comp[~outside], plate[~outside])  # the model changed the inside
+            assert np.all(ef.holdout == 0)

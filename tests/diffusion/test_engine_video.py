@@ -93,24 +93,7 @@ def test_mode_outputs_are_valid_and_deterministic(store, tmp_path, stack, effect
     spec = _spec(effect, store, stack)
     first = _render(spec, ctx, tmp_path / "a")
     again = _render(spec, ctx, tmp_path / "b")
-    for f, ef, ef2 in zip(ctx.frames, first, again):
-        assert ef.rgba.shape == (kit.H, kit.W, 4) and ef.z.shape == ef.holdout.shape == (kit.H, kit.W)
-        a = ef.rgba[..., 3]
-        assert ef.rgba.dtype == np.float32 and np.isfinite(ef.rgba).all()
-        assert a.min() >= 0.0 and a.max() <= 1.0
-        assert np.all(ef.rgba[..., :3][a == 0] == 0.0), "premultiplied: no colour where alpha is 0"
-        assert np.all(np.isinf(ef.z[a == 0])) and np.isfinite(ef.z[a > 0]).all()
-        assert np.array_equal(ef.rgba, ef2.rgba) and np.array_equal(ef.z, ef2.z), "same seed, same bits"
-    assert first[-1].rgba[..., 3].max() > 0.0, f"{effect}: no element"
-    if effect == "insert":
-        for f, ef in zip(ctx.frames, first):
-            plate = ctx.image(f)
-            a = ef.rgba[..., 3:4]
-            comp = ef.rgba + (1.0 - a) * plate
-            outside = a[..., 0] == 0
-            assert outside.any() and np.array_equal(comp[outside], plate[outside]), "plate untouched to the bit"
-            assert not np.array_equal(comp[~outside], plate[~outside])  # the model changed the inside
-            assert np.all(ef.holdout == 0)
+    kit.check_mode_outputs(ctx, effect, first, again)
 
 
 def test_a_farm_chunk_reads_the_same_cache(store, tmp_path):
