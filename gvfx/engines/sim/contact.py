@@ -199,16 +199,28 @@ def _raised_points(z: np.ndarray, camera: Camera, cam_to_world: np.ndarray, up: 
             facing &= ground.distance(pc @ rot.T + m[:3, 3]) > merge_m
     if not facing.any():
         return np.zeros((0, 3))
+    reach = _edge_reach(facing, pc @ rot.T @ up, max(3.0 * cell_m, 0.02))[facing]  # (M, 4)
     pf, nf, uvf = pc[facing], nc[facing], uv[facing]
     plane_d = np.einsum("ij,ij->i", nf, pf)
 
     def on_plane(off: np.ndarray) -> np.ndarray:
-        """(M, K, 3) camera points of sub-pixel offsets (K, 2) (in strided pixels) on each tangent plane."""
-        ray = camera.unproject(uvf[:, None] + off[None] * stride, np.ones((len(uvf), len(off))))
+        """(M, K, 3) camera points of sub-pixel offsets (K, 2) in [-0.5, 0.5] (strided pixels) on each
+        tangent plane, shortened to each pixel's reach towards a silhouette."""
+        du = off[None, :, 0] * 2.0 * np.where(off[None, :, 0] < 0, reach[:, :1], reach[:, 1:2])
+        dv = off[None, :, 1] * 2.0 * np.where(off[None, :, 1] < 0, reach[:, 2:3], reach[:, 3:4])
+        ray = camera.unproject(uvf[:, None] + np.stack([du, dv], axis=-1) * stride, np.ones((len(uvf), len(off))))
         with np.errstate(invalid="ignore", divide="ignore"):
             t = plane_d[:, None] / np.einsum("mj,mkj->mk", nf, ray)
         return ray * t[..., None]
 
+    full = reach.copy()
+    reach[:] = 0.5
+    sides = on_plane(np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]]))
+    with np.errstate(invalid="ignore"):
+        size = np.repeat(np.stack([np.linalg.norm(sides[:, 1] - sides[:, 0], axis=1),
+                                   np.linalg.norm(sides[:, 3] - sides[:, 2], axis=1)], axis=1), 2, axis=1)
+        # towards a silhouette: a quarter pixel, but never more than a cell beyond the pixel centre
+        reach = np.where(full < 0.5, np.minimum(full, cell_m / np.maximum(size, 1e-9)), full)
     corners = on_plane(np.array([[-0.5, -0.5], [0.5, 0.5], [0.5, -0.5], [-0.5, 0.5]]))
     ext = np.maximum(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=1),
                      np.linalg.norm(corners[:, 2] - corners[:, 3], axis=1))
@@ -221,15 +233,30 @@ def _raised_points(z: np.ndarray, camera: Camera, cam_to_world: np.ndarray, up: 
         sel = np.flatnonzero((ks == k) & ~grazing)
         f = (np.arange(k) + 0.5) / k - 0.5
         off = np.stack([g.ravel() for g in np.meshgrid(f, f, indexing="ij")], axis=1)
-        keep = plane_d, nf, uvf
-        plane_d, nf, uvf = plane_d[sel], nf[sel], uvf[sel]
+        keep = plane_d, nf, uvf, reach
+        plane_d, nf, uvf, reach = plane_d[sel], nf[sel], uvf[sel], reach[sel]
         out.append(on_plane(off).reshape(-1, 3))
-        plane_d, nf, uvf = keep
+        plane_d, nf, uvf, reach = keep
     pts = np.concatenate(out) @ rot.T + m[:3, 3]
     if ground is not None:
         with np.errstate(invalid="ignore"):
             pts = pts[ground.distance(pts) > merge_m]
     return pts[np.all(np.isfinite(pts), axis=1)]
+
+
+def _edge_reach(facing: np.ndarray, height: np.ndarray, gap_m: float) -> np.ndarray:
+    """(H, W, 4) how far (pixels) each pixel's footprint reaches towards -u, +u, -v, +v: half a pixel
+    to a neighbour on the same surface, a quarter towards a silhouette (the true edge lies somewhere
+    between the two pixel centres; a quarter keeps the support from overhanging it by much)."""
+    same = np.zeros(facing.shape + (4,), bool)
+    with np.errstate(invalid="ignore"):
+        cont_u = facing[:, 1:] & facing[:, :-1] & (np.abs(height[:, 1:] - height[:, :-1]) < gap_m)
+        cont_v = facing[1:] & facing[:-1] & (np.abs(height[1:] - height[:-1]) < gap_m)
+    same[:, 1:, 0] = cont_u
+    same[:, :-1, 1] = cont_u
+    same[1:, :, 2] = cont_v
+    same[:-1, :, 3] = cont_v
+    return np.where(same, 0.5, 0.25)
 
 
 def _most_upward_normals(p: np.ndarray, up_c: np.ndarray) -> np.ndarray:
@@ -332,4 +359,5 @@ def resolve_contact(support: SupportField, new_pos: np.ndarray, vel: np.ndarray,
     below = pos @ up < g
     if below.any():
         pos[below] += (g[below] - pos[below] @ up)[:, None] * up
+        v[below] -= np.minimum(v[below] @ up, 0.0)[:, None] * up
     return Contact(pos, v, touching | below, resting, normal, calm_out)

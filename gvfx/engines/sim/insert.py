@@ -1,5 +1,5 @@
 """The ``insert`` effect: a rigid object from ONE reference image, simulated as a sphere or box proxy on
-the plate's depth surface (gravity, bounce, no-slip rolling) and rendered as the reference cut-out
+the scene's support (``contact.py``: gravity, bounce, no-slip rolling, rest) and rendered as the reference cut-out
 facing the camera, turning in screen as it rolls, motion-blurred, with Z and holdout.
 
 Reference: an RGBA image (alpha used as is: OIIO reads PNG alpha as premultiplied), or an RGB image on
@@ -18,7 +18,8 @@ import numpy as np
 
 from gvfx.engines.base import EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, ProgressFn
 from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, resolved_params, sim_frames
-from gvfx.engines.sim.particles import frame_surface, read_entries, scene_ground, shutter_times
+from gvfx.engines.sim.contact import resolve_contact
+from gvfx.engines.sim.particles import read_entries, scene_ground, scene_support, shutter_times
 from gvfx.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,10 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
     sub = int(p["substeps"])
     dt = 1.0 / (fps * sub)
     e, mu = float(p["restitution"]), float(p["friction"])
-    decel = mu * GRAVITY_MPS2 * (0.2 if rolling else 1.0)
     ground = scene_ground(ctx, frames[0], up)
+    support = scene_support(ctx, frames, up, ground)
+    calm = np.zeros(1, np.int64)
     for i, f in enumerate(frames):
-        surf = frame_surface(ctx, f, ground)
         view_axis = ctx.camera.transform(float(f))[:3, 2]  # camera +Z (towards the viewer), world
         track = np.empty((sub, 1, 3), np.float32)
         spins = np.empty(sub, np.float64)
@@ -75,29 +76,17 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
             if asleep:
                 continue
             vel = vel - up * GRAVITY_MPS2 * dt
-            new = pos + vel * dt
-            q = surf.query(new[None])
-            pd, sd = float(q.plane_distance[0]), float(q.signed_distance[0])
-            step = float(np.linalg.norm(new - pos))
-            contact = (np.isfinite(sd) and pd < radius
-                       and pd > -float(surf.thickness(q.depth_z)[0]) - step)
-            if contact:
-                n = q.normal[0]
-                new = new + (radius - pd) * n
-                vn = float(vel @ n)
-                if vn < 0:
-                    bounce = e if -vn > 4 * GRAVITY_MPS2 * dt else 0.0  # resting contact does not bounce
-                    vel = vel - (1.0 + bounce) * vn * n
+            c = resolve_contact(support, pos + vel * dt, vel, radius, dt, restitution=e, friction=mu,
+                                footprint="sphere" if rolling else "box", rest_speed_mps=0.02, prev_pos=pos,
+                                calm=calm)
+            new, vel, calm = c.pos[0], c.vel[0], c.calm
+            if c.touching[0]:
+                n = c.normal[0] if np.all(np.isfinite(c.normal[0])) else up
                 vt = vel - float(vel @ n) * n
-                vt_len = float(np.linalg.norm(vt))
-                if vt_len > 0:
-                    vel = vel - vt * min(1.0, decel * dt / vt_len)
-                    vt = vel - float(vel @ n) * n
                 omega = np.cross(n, vt) / radius if rolling else np.zeros(3)
-                if float(np.linalg.norm(vel)) < 0.02 and abs(float(vel @ n)) < 2 * GRAVITY_MPS2 * dt:
-                    vel[:] = 0.0
-                    omega[:] = 0.0
-                    asleep = True
+            if c.resting[0]:
+                omega[:] = 0.0
+                asleep = True
             pos = new
             spin += float(omega @ view_axis) * dt
         cache.write(f, track=track, track_alive=np.ones((sub, 1), bool), spin_track=spins, **snap)

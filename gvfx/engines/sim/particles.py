@@ -1,8 +1,9 @@
 """Particle effects of the sim engine: sparks, debris, dust, rain and snow.
 
 Simulation: a fixed pool of particles (see ``emitters.py``) integrated with sub-steps (gravity, drag
-towards wind + smooth turbulence), colliding with the plate's depth surface of the frame being
-simulated (bounce, friction, sleep; rain drops die and spawn splash droplets). Each frame's cache
+towards wind + smooth turbulence), resting on the scene's support (``contact.py``: the ground plane and
+the up-facing surfaces of the plate depth) and bouncing off the steep surfaces of the frame's depth
+(bounce, friction, sleep; rain drops die and spawn splash droplets). Each frame's cache
 entry holds the state at the frame and a sub-frame track of positions to the next frame, so a frame
 renders with motion blur from the cache alone.
 """
@@ -16,13 +17,14 @@ import numpy as np
 from gvfx.engines.base import ElementFrame, ElementSpec, PlateContext, ProgressFn
 from gvfx.engines.sim import splat
 from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, light_direction, resolved_params, sim_frames
+from gvfx.engines.sim.contact import SupportField, resolve_contact
 from gvfx.engines.sim.emitters import EFFECTS, GRAVITY_MPS2, Particles, Turbulence, emit
 from gvfx.errors import DepthError
 from gvfx.surface import DepthSurface, Plane, fit_ground_plane, unproject_depth
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EFFECTS", "simulate", "render"]
+__all__ = ["EFFECTS", "simulate", "render", "scene_ground", "scene_support", "frame_surface"]
 
 #: Sparks end their life at this temperature (a dull red).
 SPARK_COLD_K = 900.0
@@ -43,6 +45,14 @@ def scene_ground(ctx: PlateContext, frame: int, up: np.ndarray) -> Plane | None:
         return None
 
 
+def scene_support(ctx: PlateContext, frames: list[int], up: np.ndarray, ground: Plane | None) -> SupportField:
+    """What holds particles and inserts up over a shot: the ground plane plus the up-facing surfaces of
+    the plate depth at the first, middle and last of ``frames`` (clamped to the plate)."""
+    picks = sorted({_plate_frame(ctx, f) for f in (frames[0], frames[len(frames) // 2], frames[-1])})
+    views = [(ctx.depth(f), ctx.camera.camera_at(f), ctx.camera.transform(f)) for f in picks]
+    return SupportField.from_depth(views, up, ground)
+
+
 def frame_surface(ctx: PlateContext, frame: int, ground: Plane | None) -> DepthSurface:
     """The depth surface of a frame (plate frames outside the range hold the nearest frame)."""
     f = _plate_frame(ctx, frame)
@@ -55,8 +65,11 @@ def _alive(parts: Particles, t: float, fps: float) -> np.ndarray:
 
 
 def _step(effect: str, p: dict, parts: Particles, act: np.ndarray, t: float, dt: float, fps: float, sub: int,
-          surf: DepthSurface, turb: Turbulence, gravity: np.ndarray) -> None:
-    """Advance the active particles ``act`` (indices) by ``dt`` seconds and resolve collisions."""
+          surf: DepthSurface, support: SupportField, calm: np.ndarray, turb: Turbulence,
+          gravity: np.ndarray) -> None:
+    """Advance the active particles ``act`` (indices) by ``dt`` seconds and resolve collisions: the
+    support under each particle (table tops, the ground also where the plate hides it) from
+    ``support``, steep surfaces the plate shows (walls, box sides) from the frame's depth ``surf``."""
     if act.size == 0:
         return
     drag = float(p["drag"])
@@ -64,41 +77,48 @@ def _step(effect: str, p: dict, parts: Particles, act: np.ndarray, t: float, dt:
     wind = np.asarray(p["wind_mps"], np.float64) + turb(x, t / fps)
     v = (parts.vel[act] + dt * (gravity + drag * wind)) / (1.0 + drag * dt)
     x_new = x + v * dt
+    parts.rot[act] += parts.spin_rps[act] * dt
+    e, mu = float(p["restitution"]), float(p["friction"])
+    c = resolve_contact(support, x_new, v, 0.5 * parts.size_m[act], dt, restitution=e, friction=mu,
+                        rest_speed_mps=3.0 * GRAVITY_MPS2 * dt, footprint="point", prev_pos=x, calm=calm[act])
+    x_new, v = c.pos, c.vel
+    calm[act] = c.calm
+    hit = c.touching.copy()
+    normal = np.where(hit[:, None], c.normal, 0.0)
+    normal[hit & ~np.isfinite(normal[:, 0])] = support.up
+    resting = c.resting.copy()
+    # Walls and box sides: the frame's depth surface, for steep surfaces only.
     q = surf.query(x_new)
     step = np.linalg.norm(x_new - x, axis=1)
     with np.errstate(invalid="ignore"):
-        hit = (q.signed_distance < 0) & (-q.plane_distance <= surf.thickness(q.depth_z) + step)
-    hit &= np.isfinite(q.signed_distance)
-    parts.rot[act] += parts.spin_rps[act] * dt
+        wall = (q.signed_distance < 0) & (-q.plane_distance <= surf.thickness(q.depth_z) + step)
+        wall &= np.isfinite(q.signed_distance) & (np.abs(q.normal @ support.up) < 0.6) & ~hit
+    if wall.any():
+        w = np.flatnonzero(wall)
+        n = q.normal[w]
+        x_new[w] += (np.maximum(-q.plane_distance[w], 0.0) + 1e-4)[:, None] * n
+        vn = np.minimum(np.einsum("ij,ij->i", v[w], n), 0.0)
+        vv = v[w] - (1.0 + e) * vn[:, None] * n
+        vt = vv - np.einsum("ij,ij->i", vv, n)[:, None] * n
+        vt_len = np.linalg.norm(vt, axis=1)
+        keep = np.where(vt_len > 0, np.maximum(0.0, 1.0 - mu * (1.0 + e) * np.abs(vn) / np.maximum(vt_len, 1e-12)), 0.0)
+        v[w] = vv - vt * (1.0 - keep)[:, None]
+        hit[w] = True
+        normal[w] = n
     if hit.any():
         h = np.flatnonzero(hit)
-        n = q.normal[h]
-        push = np.maximum(-q.plane_distance[h], 0.0) + 1e-4
-        x_new[h] += push[:, None] * n
         ids = act[h]
         if effect == "rain":
             parts.dead[ids] = True
-            drops = ids[parts.kind[ids] == 0]
+            main = parts.kind[ids] == 0
             k = parts.splash_dirs.shape[1] if "splash_count" in p and int(p["splash_count"]) > 0 else 0
-            if k and drops.size:
-                _splash(parts, drops, x_new[h][parts.kind[ids] == 0], n[parts.kind[ids] == 0], t + 1.0 / sub, k)
+            if k and main.any():
+                _splash(parts, ids[main], x_new[h][main], normal[h][main], t + 1.0 / sub, k)
         else:
-            vv = v[h]
-            vn = np.einsum("ij,ij->i", vv, n)
-            into = np.minimum(vn, 0.0)
-            e = float(p["restitution"])
-            vv = vv - (1.0 + e) * into[:, None] * n
-            vt = vv - np.einsum("ij,ij->i", vv, n)[:, None] * n
-            vt_len = np.linalg.norm(vt, axis=1)
-            cut = float(p["friction"]) * (1.0 + e) * np.abs(into) + float(p["friction"]) * GRAVITY_MPS2 * dt
-            scale = np.where(vt_len > 0, np.maximum(0.0, 1.0 - cut / np.maximum(vt_len, 1e-12)), 0.0)
-            vv = vv - vt * (1.0 - scale)[:, None]
-            sleepy = np.linalg.norm(vv, axis=1) < 3.0 * GRAVITY_MPS2 * dt
-            vv[sleepy] = 0.0
-            v[h] = vv
-            parts.asleep[ids[sleepy]] = True
+            still = resting[h]
+            parts.asleep[ids[still]] = True
             parts.spin_rps[ids] *= 0.8
-            parts.spin_rps[ids[sleepy]] = 0.0
+            parts.spin_rps[ids[still]] = 0.0
     parts.pos[act] = x_new
     parts.vel[act] = v
 
@@ -132,7 +152,9 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
     dt = 1.0 / (fps * sub)
     gravity = -up * GRAVITY_MPS2
     ground = scene_ground(ctx, frames[0], up)
+    support = scene_support(ctx, frames, up, ground)
     n = len(parts.birth)
+    calm = np.zeros(n, np.int64)
     log.info("%s: %d particles over %d frames, %d sub-steps", spec.effect, n, len(frames), sub)
     for i, f in enumerate(frames):
         surf = frame_surface(ctx, f, ground)
@@ -146,7 +168,8 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
             track_alive[k] = alive
             if k == 0:
                 snap = _snapshot(spec.effect, p, parts, alive, t, fps)
-            _step(spec.effect, p, parts, np.flatnonzero(alive & ~parts.asleep), t, dt, fps, sub, surf, turb, gravity)
+            _step(spec.effect, p, parts, np.flatnonzero(alive & ~parts.asleep), t, dt, fps, sub, surf, support, calm,
+                  turb, gravity)
         cache.write(f, track=track, track_alive=track_alive, **snap)
         if progress is not None:
             progress(i + 1, len(frames), f"{spec.effect} frame {f}")
