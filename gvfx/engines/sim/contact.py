@@ -182,7 +182,7 @@ class SupportField:
 def _raised_points(z: np.ndarray, camera: Camera, cam_to_world: np.ndarray, up: np.ndarray, ground: Plane | None,
                    cell_m: float, merge_m: float, max_points: int) -> np.ndarray:
     """(N, 3) world points of up-facing plate surfaces above the ground: each pixel's whole footprint
-    (its tangent plane cut by the rays through its corners), sampled about half a cell apart, so
+    (its tangent plane cut by the rays through its corners), sampled under a cell apart, so
     grazing views leave no gaps and a surface ends at its pixels' edges, not their centres."""
     stride = max(1, int(np.ceil(np.sqrt(z.size / max_points))))
     zz = np.asarray(z, np.float64)[::stride, ::stride]
@@ -227,7 +227,7 @@ def _raised_points(z: np.ndarray, camera: Camera, cam_to_world: np.ndarray, up: 
     nominal = -pf[:, 2] * stride / camera.fx  # a pixel's size facing the camera, metres
     with np.errstate(invalid="ignore"):
         grazing = ~(ext < 12.0 * nominal)  # the tangent plane runs along the ray: keep the centre only
-    ks = np.where(grazing, 1, np.clip(np.ceil(ext / (0.5 * cell_m)), 1, 12)).astype(np.int64)
+    ks = np.where(grazing, 1, np.clip(np.ceil(ext / (0.7 * cell_m)), 1, 8)).astype(np.int64)
     out = [pf[grazing]]
     for k in np.unique(ks[~grazing]):
         sel = np.flatnonzero((ks == k) & ~grazing)
