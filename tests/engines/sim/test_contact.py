@@ -198,3 +198,27 @@ def test_particles_never_go_below_the_ground_even_where_it_is_hidden(plate, tmp_
         landed_hidden += int(_hidden_everywhere(settled * [1, 0, 1], mats[::6]).sum())
     assert lowest > -0.001, f"{effect}: a particle at y = {lowest:.4f} m"
     assert landed_hidden > 10  # they did come down on the ground the plate never shows
+
+
+def test_snow_settles_on_the_table_top_and_the_ground(plate, tmp_path):
+    frames = plate.frames[:20]
+    ctx = PlateContext(frames, plate.camera, depth=plate.depth, width=W, height=H)
+    anchor = Anchor(np.array([0.0, 0.0, 0.0]), UP, UP, 1.0)
+    spec = ElementSpec("e", "snow", seed=2, params={"count": 3000})
+    cache = SimCache(tmp_path / "snow")
+    particles.simulate(spec, ctx, anchor, cache)
+    last = cache.read(frames[-1])
+    rest = last["alive"] & last["asleep"]
+    p, r = last["pos"][rest].astype(np.float64), 0.5 * last["size_m"][rest]
+    assert p[:, 1].min() > -0.001
+    over = (np.abs(p[:, 0]) < 0.58) & (p[:, 2] > -0.32) & (p[:, 2] < 0.38)  # over the top, clear of its edges
+    on_top = over & (np.abs(p[:, 1] - r - TABLE_TOP) < 0.002)
+    under = over & (np.abs(p[:, 1] - r) < 0.002)  # pre-born below the top's height: on the floor under it
+    assert on_top.sum() > 5 and (~over).sum() > 5
+    assert np.all(on_top | under | ~over)  # nothing rests sunk into the top or hovering over it
+    assert np.abs(p[~over, 1] - r[~over]).min() < 0.002  # others lie on the ground
+    # rest means still: the settled flakes did not move over the last frames
+    before = cache.read(frames[-4])
+    both = rest & before["asleep"]
+    assert both.sum() > 5
+    assert np.abs(last["pos"][both] - before["pos"][both]).max() == 0.0
