@@ -114,7 +114,8 @@ def test_support_is_the_surface_under_the_object_not_the_pixel_behind_it(support
     s, _ = support.support(under, 0.0, np.full(50, 0.3), "point")
     assert np.abs(s).max() < 1e-3
     # behind the occluder, hidden from every camera
-    behind = np.stack([rng.uniform(0.9, 1.5, 400), np.zeros(400), rng.uniform(0.5, 1.17, 400)], axis=1)  # not under its top
+    # z < 1.17: clear of the occluder's own top (z from 1.2)
+    behind = np.stack([rng.uniform(0.9, 1.5, 400), np.zeros(400), rng.uniform(0.5, 1.17, 400)], axis=1)
     behind = behind[_hidden_everywhere(behind, np.stack([_pose(i, 3) for i in range(3)]))]
     assert len(behind) > 50
     s, _ = support.support(behind + UP, 0.0, np.full(len(behind), 1.0), "point")
