@@ -87,17 +87,17 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
 
 def _frames_of(seq, wanted: tuple[int, int] | None, pattern: str) -> list[int]:
     from gvfx.errors import SequenceError
-    from gvfx.plate import _ranges
+    from gvfx.sequence import ranges_text
 
     if wanted is None:
         if seq.missing:
-            raise SequenceError(f"plate has missing frames {_ranges(list(seq.missing))}", path=pattern,
+            raise SequenceError(f"plate has missing frames {ranges_text(list(seq.missing))}", path=pattern,
                                 hint="render the missing frames or give --frames with a complete range")
         return list(seq.frames)
     frames = list(range(wanted[0], wanted[1] + 1))
     absent = [f for f in frames if f not in set(seq.frames)]
     if absent:
-        raise SequenceError(f"plate frames {_ranges(absent)} are missing on disk", path=pattern,
+        raise SequenceError(f"plate frames {ranges_text(absent)} are missing on disk", path=pattern,
                             hint=f"frames on disk: {seq.first}-{seq.last}; fix --frames")
     return frames
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from gvfx.camera import CameraTrack
-from gvfx.engines.base import ElementFrame
+from gvfx.element import ElementFrame
 from gvfx.match import lens as _lens
 from gvfx.match.stage import (MatchEstimates, MatchSettings, PlateSample, estimate, grain_seed, layer_dict,
                               match_frame, rebuild_comp, write_matched)

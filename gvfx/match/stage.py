@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from gvfx.camera import CameraTrack
-from gvfx.engines.base import ElementFrame, Param
+from gvfx.element import ElementFrame, Param
 from gvfx.errors import InputError
 from gvfx.match import holdout as _holdout
 from gvfx.match import lens as _lens
