@@ -27,7 +27,7 @@ from gvfx.errors import AnalyzeError, InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AnalyzeOptions", "AnalyzeResult", "analyze", "ScalePoints", "Solve", "SolveOptions",
+__all__ = ["AnalyzeOptions", "AnalyzeResult", "analyze", "analyze_plate", "ScalePoints", "Solve", "SolveOptions",
            "solve_camera", "DEPTH_SOURCES", "AnalyzeError"]
 
 DEPTH_SOURCES = ("sfm", "estimator", "user")
@@ -224,3 +224,17 @@ def analyze(plate: str | Path, out: str | Path, options: AnalyzeOptions = Analyz
              len(solve.registered), len(frames), out)
     return AnalyzeResult(out, solve, usd, chan, depth_pattern, ply, js, txt, seconds)
 
+
+def analyze_plate(plate: str | Path, out: str | Path, options: AnalyzeOptions | None = None,
+                  **fields: Any) -> AnalyzeResult:
+    """Solve a plate's camera and depth into ``out``, as ``gvfx analyze`` does.
+
+    Options as an ``AnalyzeOptions`` or as its fields by keyword (``focal_mm=35``, ``depth="sfm"``...).
+    """
+    from dataclasses import replace
+
+    try:
+        opts = replace(options or AnalyzeOptions(), **fields)
+    except TypeError as exc:
+        raise InputError(f"analyze_plate: {exc}", hint="see gvfx.AnalyzeOptions for the fields") from None
+    return analyze(plate, out, opts)
