@@ -61,6 +61,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
           "param, else estimated from the plate)"),
     Param("grain", bool, True, "add the plate's grain to the element"),
     Param("grain_profile", dict, None, "grain profile to use instead of measuring (as printed by gvfx match)"),
+    Param("colour", str, "auto", "colour match: auto = on except for emissive (fire, explosion, sparks), white "
+          "(snow, rain) and tiny elements (docs/match.md); on; off", choices=("auto", "on", "off")),
     Param("colour_strength", float, 1.0, "strength of the colour match (0 = off; use 0 for light sources)", 0.0, 1.0),
     Param("colour_match", dict, None, "colour match to use instead of measuring (as printed)"),
     Param("defocus", bool, True, "defocus the element like the plate"),
@@ -95,6 +97,7 @@ class MatchSettings:
     light_dir: tuple[float, float, float] | None = None
     grain: bool = True
     grain_profile: dict | None = None
+    colour: str = "auto"
     colour_strength: float = 1.0
     colour_match: dict | None = None
     defocus: bool = True
@@ -162,7 +165,8 @@ class MatchEstimates:
     defocus_radius_px: float = 0.0  # uniform 2D defocus when there is no depth
     haze: Any = None  # Haze | None
     light_dir: tuple[float, float, float] | None = None
-    sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "off"
+    sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "element" | "default" | "off"
+    notes: dict = field(default_factory=dict)  # name -> why (a default applied, a step left off)
 
     def to_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -190,12 +194,14 @@ def _finite_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.ndarray | None = None,
              element_plate_rgb: np.ndarray | None = None, light_hint: Sequence[float] | None = None,
-             cache: dict | None = None) -> MatchEstimates:
+             cache: dict | None = None, effect: str | None = None) -> MatchEstimates:
     """Per-shot estimates from one plate frame (and the element's first visible frame for colour),
     each replaced by the settings' value when given. ``cache`` (a dict) shares plate measurements
-    between the elements of a shot."""
+    between the elements of a shot; ``effect`` (the element's effect name) lets ``colour: auto`` know
+    light sources and white effects by name."""
     cache = {} if cache is None else cache
     src: dict[str, str] = {}
+    notes: dict[str, str] = {}
     rgb = plate.rgb
 
     def measured(key: str, make: Any) -> Any:
@@ -214,13 +220,20 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
 
     colour = None
     colour_mod = _opt("colour")
-    if settings.colour_strength <= 0 or colour_mod is None:
+    visible = element_rgba is not None and float(np.asarray(element_rgba)[..., 3].max(initial=0)) > 0
+    if settings.colour_strength <= 0 or settings.colour == "off" or colour_mod is None:
         src["colour"] = "off"
     elif settings.colour_match is not None:
         colour, src["colour"] = colour_mod.ColourMatch.from_dict(settings.colour_match), "given"
-    elif element_rgba is not None and float(np.asarray(element_rgba)[..., 3].max(initial=0)) > 0:
-        prgb = rgb if element_plate_rgb is None else element_plate_rgb
-        colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+    elif visible:
+        on, why = (True, "colour: on") if settings.colour == "on" else colour_mod.colour_default(element_rgba, effect)
+        if on:
+            # the plate frame the element was measured on, whole frame: its overall levels and light
+            prgb = rgb if element_plate_rgb is None else element_plate_rgb
+            colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+        else:
+            src["colour"], notes["colour"] = "off", f"off by default: {why} (match.colour: on forces it)"
+            log.info("colour: %s", notes["colour"])
     else:
         src["colour"] = "off"
 
@@ -262,7 +275,7 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
     return MatchEstimates(grain=grain, colour=colour, focus_m=None if focus_m is None else float(focus_m),
                           fstop=None if fstop is None else float(fstop), focus_estimated=est,
                           defocus_radius_px=radius2d, haze=haze,
-                          light_dir=tuple(round(float(x), 6) for x in light), sources=src)
+                          light_dir=tuple(round(float(x), 6) for x in light), sources=src, notes=notes)
 
 
 @dataclass
