@@ -10,16 +10,23 @@ surface point to the nearest element point. Output: (H, W) shadow density in 0..
 The work is done on a reduced grid (at most ~``max_px`` surface samples across) and upsampled: shadows
 here are soft, and this keeps 4K frames cheap.
 
-``estimate_light_dir``: the documented default when the job gives no light — the direction from the
-camera to the brightest part of the plate (the luminance-weighted mean ray of its brightest 0.5%
-pixels, sky pixels preferred when there is sky), in world space. When that points below 15 degrees of
-elevation (a floor highlight, a lamp at the horizon) it is raised to 45 degrees keeping its azimuth:
-shadows need a light from above.
+``estimate_light``: the key light when the job gives none, with a confidence. The only evidence it
+trusts is a light source in frame: the plate's brightest 0.5% pixels (sky pixels preferred when there
+is sky) must be much brighter than the frame (``contrast`` = their mean luminance over the frame's
+median, confidence rising from 0 at ``CONTRAST_NONE`` to 1 at ``CONTRAST_FULL``) and gathered in one
+compact blob (the largest connected part's share of them); the direction is then the
+luminance-weighted mean ray of that blob, raised to 45 degrees keeping its azimuth when it is below
+15 degrees of elevation (shadows need a light from above). A bright sky gradient, a white wall or a
+floor highlight is not a light source: on the demo plate the brightest pixels are the horizon sky
+above the wall, 77 degrees from the real sun. Below ``MIN_CONFIDENCE`` the estimate is the documented
+default :func:`default_light_dir` -- a key from above (50 degrees of elevation) and behind the
+camera, so shadows fall away from it -- and a warning says so.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -29,9 +36,26 @@ from gvfx.camera import Camera
 
 log = logging.getLogger(__name__)
 
-__all__ = ["shadow_matte", "estimate_light_dir"]
+__all__ = ["shadow_matte", "estimate_light", "estimate_light_dir", "default_light_dir", "LightEstimate",
+           "MIN_CONFIDENCE"]
 
 _UP = np.array([0.0, 1.0, 0.0])
+#: brightest-pixels-over-median luminance ratio at which a light source starts / fully counts
+CONTRAST_NONE, CONTRAST_FULL = 3.0, 10.0
+#: below this confidence the estimate is the default light (and a warning)
+MIN_CONFIDENCE = 0.5
+#: elevation of the default light (degrees), behind the camera
+DEFAULT_ELEVATION_DEG = 50.0
+
+
+@dataclass(frozen=True)
+class LightEstimate:
+    """A key light direction (world, towards the light, unit), how sure it is (0..1) and from what."""
+
+    direction: tuple[float, float, float]
+    confidence: float
+    source: str  # "light source in frame" | "default"
+    note: str = ""
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -39,9 +63,19 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def estimate_light_dir(plate_rgb: np.ndarray, plate_z: np.ndarray | None, camera: Camera,
-                       cam_to_world: np.ndarray) -> np.ndarray:
-    """Unit world direction towards the key light, from the brightest plate pixels (module doc)."""
+def default_light_dir(cam_to_world: np.ndarray) -> np.ndarray:
+    """The documented default key: ``DEFAULT_ELEVATION_DEG`` up, from behind the camera (world, unit)."""
+    back = np.asarray(cam_to_world, np.float64)[:3, 2]  # camera +Z: from the scene towards the camera
+    flat = back - (back @ _UP) * _UP
+    flat = _unit(flat) if np.linalg.norm(flat) > 1e-6 else np.array([0.0, 0.0, 1.0])
+    e = np.radians(DEFAULT_ELEVATION_DEG)
+    return _unit(flat * np.cos(e) + _UP * np.sin(e))
+
+
+def estimate_light(plate_rgb: np.ndarray, plate_z: np.ndarray | None, camera: Camera,
+                   cam_to_world: np.ndarray, *, min_confidence: float = MIN_CONFIDENCE) -> LightEstimate:
+    """The key light from a light source in frame, with a confidence; the default below
+    ``min_confidence`` (module doc)."""
     rgb = np.nan_to_num(np.asarray(plate_rgb, np.float32)[..., :3], nan=0.0, posinf=0.0, neginf=0.0)
     lum = rgb @ np.array([0.2722, 0.6741, 0.0537], np.float32)
     stride = max(1, lum.shape[1] // 512)
@@ -52,22 +86,41 @@ def estimate_light_dir(plate_rgb: np.ndarray, plate_z: np.ndarray | None, camera
         if sky.mean() > 0.01:
             cand = sky
     vals = lum_s[cand]
-    if vals.size == 0 or float(vals.max()) <= 0:
-        return _unit((-0.45, 0.8, 0.4))
-    thr = np.quantile(vals, 0.995)
-    sel = cand & (lum_s >= thr)
-    ys, xs = np.nonzero(sel)
-    uv = np.stack([xs * stride + 0.5, ys * stride + 0.5], axis=-1)
-    rays = camera.unproject(uv, np.ones(len(uv)))
-    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-    d = _unit((rays * lum_s[sel][:, None]).sum(0))
-    d = _unit(np.asarray(cam_to_world)[:3, :3] @ d)
-    elev = np.degrees(np.arcsin(np.clip(d @ _UP, -1, 1)))
-    if elev < 15.0:
-        flat = d - (d @ _UP) * _UP
-        flat = _unit(flat) if np.linalg.norm(flat) > 1e-6 else np.array([0.0, 0.0, 1.0])
-        d = _unit(flat * np.cos(np.radians(45)) + _UP * np.sin(np.radians(45)))
-    return d
+    conf, d, note = 0.0, None, "no bright pixels"
+    if vals.size and float(vals.max()) > 0:
+        thr = np.quantile(vals, 0.995)
+        sel = cand & (lum_s >= thr)
+        labels, n = ndimage.label(ndimage.binary_dilation(sel, iterations=1) & cand)
+        sizes = ndimage.sum(sel, labels, index=np.arange(1, n + 1)) if n else np.zeros(0)
+        blob = sel & (labels == (int(np.argmax(sizes)) + 1)) if n else sel
+        compact = float(blob.sum()) / max(float(sel.sum()), 1.0)
+        contrast = float(lum_s[blob].mean()) / max(float(np.median(lum_s)), 1e-6)
+        conf = float(np.clip((contrast - CONTRAST_NONE) / (CONTRAST_FULL - CONTRAST_NONE), 0.0, 1.0)) * compact
+        note = f"brightest pixels {contrast:.1f}x the frame's median, {compact:.0%} in one blob"
+        ys, xs = np.nonzero(blob)
+        uv = np.stack([xs * stride + 0.5, ys * stride + 0.5], axis=-1)
+        rays = camera.unproject(uv, np.ones(len(uv)))
+        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        d = _unit(np.asarray(cam_to_world)[:3, :3] @ _unit((rays * lum_s[blob][:, None]).sum(0)))
+        elev = np.degrees(np.arcsin(np.clip(d @ _UP, -1, 1)))
+        if elev < 15.0:
+            flat = d - (d @ _UP) * _UP
+            flat = _unit(flat) if np.linalg.norm(flat) > 1e-6 else np.array([0.0, 0.0, 1.0])
+            d = _unit(flat * np.cos(np.radians(45)) + _UP * np.sin(np.radians(45)))
+    if d is None or conf < min_confidence:
+        d = default_light_dir(cam_to_world)
+        log.warning("light: no clear light source in the plate (%s; confidence %.2f < %.2f): using the default key "
+                    "from above and behind the camera %s; give match.light_dir for real shadows", note, conf,
+                    min_confidence, np.round(d, 3).tolist())
+        return LightEstimate(tuple(float(x) for x in d), round(conf, 4), "default", note)
+    log.info("light: %s towards the light source in frame (confidence %.2f: %s)", np.round(d, 3).tolist(), conf, note)
+    return LightEstimate(tuple(float(x) for x in d), round(conf, 4), "light source in frame", note)
+
+
+def estimate_light_dir(plate_rgb: np.ndarray, plate_z: np.ndarray | None, camera: Camera,
+                       cam_to_world: np.ndarray) -> np.ndarray:
+    """Unit world direction towards the key light: :func:`estimate_light`'s direction."""
+    return np.asarray(estimate_light(plate_rgb, plate_z, camera, cam_to_world).direction)
 
 
 def _basis(light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -268,9 +268,10 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
         light, src["light_dir"] = np.asarray(light_hint, float), "element"
     else:
         cam = plate.track.camera_at(plate.frame)
-        light = measured("light", lambda: _shadow.estimate_light_dir(rgb, plate.z, cam,
-                                                                       plate.track.transform(plate.frame)))
-        src["light_dir"] = "estimated"
+        le = measured("light", lambda: _shadow.estimate_light(rgb, plate.z, cam, plate.track.transform(plate.frame)))
+        light = np.asarray(le.direction, float)
+        src["light_dir"] = "estimated" if le.source != "default" else "default"
+        notes["light_dir"] = f"{le.source}, confidence {le.confidence:.2f} ({le.note})"
     light = light / max(float(np.linalg.norm(light)), 1e-12)
     return MatchEstimates(grain=grain, colour=colour, focus_m=None if focus_m is None else float(focus_m),
                           fstop=None if fstop is None else float(fstop), focus_estimated=est,
