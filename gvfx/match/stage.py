@@ -45,6 +45,9 @@ from gvfx.match import shadow as _shadow
 
 log = logging.getLogger(__name__)
 
+#: effects whose elements cast no shadow by default (``shadows: auto``)
+NO_SHADOW_EFFECTS = frozenset({"rain", "snow"})
+
 __all__ = ["MATCH_PARAMS", "MatchSettings", "PlateSample", "MatchEstimates", "MatchedFrame", "estimate",
            "match_frame", "occlude", "rebuild_comp", "layer_dict", "write_matched", "grain_seed"]
 
@@ -53,6 +56,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
     Param("holdout_mode", str, "max", "combine the depth holdout with the engine's", choices=_holdout.HOLDOUT_MODES),
     Param("holdout_softness", float, 0.02, "depth ramp of the holdout, fraction of the element's depth", min=0.0),
     Param("holdout_samples", int, 4, "sub-samples per axis on depth edges (anti-aliasing)", min=1, max=16),
+    Param("shadows", str, "auto", "cast and contact shadows: auto = on except for rain and snow (drops and flakes "
+          "cast none you could see); on; off", choices=("auto", "on", "off")),
     Param("shadow_strength", float, 0.6, "density of the cast shadow under an opaque element (0 = off)", 0.0, 1.0),
     Param("shadow_softness", float, 0.05, "blur of the cast shadow, fraction of the element's size", min=0.0),
     Param("contact_strength", float, 0.8, "darkening where the element touches the surface (0 = off)", 0.0, 1.0),
@@ -90,6 +95,7 @@ class MatchSettings:
     holdout_mode: str = "max"
     holdout_softness: float = 0.02
     holdout_samples: int = 4
+    shadows: str = "auto"
     shadow_strength: float = 0.6
     shadow_softness: float = 0.05
     contact_strength: float = 0.8
@@ -165,6 +171,7 @@ class MatchEstimates:
     defocus_radius_px: float = 0.0  # uniform 2D defocus when there is no depth
     haze: Any = None  # Haze | None
     light_dir: tuple[float, float, float] | None = None
+    shadows: bool = True
     sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "element" | "default" | "off"
     notes: dict = field(default_factory=dict)  # name -> why (a default applied, a step left off)
 
@@ -273,10 +280,14 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
         src["light_dir"] = "estimated" if le.source != "default" else "default"
         notes["light_dir"] = f"{le.source}, confidence {le.confidence:.2f} ({le.note})"
     light = light / max(float(np.linalg.norm(light)), 1e-12)
+    shadows = settings.shadows == "on" or (settings.shadows == "auto" and effect not in NO_SHADOW_EFFECTS)
+    if settings.shadows == "auto" and not shadows:
+        notes["shadows"] = f"off by default: {effect} casts no visible shadow (match.shadows: on forces it)"
     return MatchEstimates(grain=grain, colour=colour, focus_m=None if focus_m is None else float(focus_m),
                           fstop=None if fstop is None else float(fstop), focus_estimated=est,
                           defocus_radius_px=radius2d, haze=haze,
-                          light_dir=tuple(round(float(x), 6) for x in light), sources=src, notes=notes)
+                          light_dir=tuple(round(float(x), 6) for x in light), shadows=bool(shadows),
+                          sources=src, notes=notes)
 
 
 @dataclass
@@ -415,7 +426,7 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     hold = _holdout.combine_holdouts(dh, engine_hold, settings.holdout_mode if pz is not None else "engine")
     hold = np.where(rgba[..., 3] > 0, hold, 0.0).astype(np.float32)
 
-    if pz is not None and track is not None and estimates.light_dir is not None:
+    if pz is not None and track is not None and estimates.light_dir is not None and estimates.shadows:
         shadow = _shadow.shadow_matte(rgba[..., 3] * (1 - hold), z, pz, track.camera_at(frame),
                                       track.transform(frame), np.asarray(estimates.light_dir),
                                       strength=settings.shadow_strength, softness=settings.shadow_softness,
