@@ -63,8 +63,9 @@ def effect_job_dict(effect: str, scene, plate_pattern: str, camera_file: str, fr
 
 
 def render_effect(effect: str, out: Path, scene, plate_pattern: Path, camera_file: Path, frames: list[int],
-                  progress: StageProgress | None = None) -> RenderResult:
-    """Write ``out/effects/EFFECT/job.yaml`` for one effect and render it."""
+                  progress: StageProgress | None = None, match: dict | None = None) -> RenderResult:
+    """Write ``out/effects/EFFECT/job.yaml`` for one effect and render it; ``match``: the element's
+    ``match:`` overrides (none by default: the defaults are what is being looked at)."""
     import os
 
     from gvfx.demo.run import reference_image
@@ -74,6 +75,8 @@ def render_effect(effect: str, out: Path, scene, plate_pattern: Path, camera_fil
     d.mkdir(parents=True, exist_ok=True)
     job = effect_job_dict(effect, scene, os.path.relpath(plate_pattern, d), os.path.relpath(camera_file, d),
                           frames, str(reference_image()))
+    if match:
+        job["elements"][0]["match"] = dict(match)
     job_file = d / "job.yaml"
     job_file.write_text(f"# gvfx demo --all-effects: {effect} with the job defaults\n" + yaml.safe_dump(job, sort_keys=False))
     return render_job(load_job(job_file), progress=progress)
