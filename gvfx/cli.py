@@ -215,6 +215,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gvfx.demo.run import run_demo
 
     w, h = _parse_resolution(args.resolution)
+    if args.all_effects:
+        from gvfx.demo.all_effects import run_all_effects
+
+        with _progress(not args.quiet) as update:
+            effects = tuple(e.strip() for e in args.effects.split(",") if e.strip()) if args.effects else None
+            fx = run_all_effects(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
+                                 **({"effects": effects} if effects else {}))
+        print(fx.describe())
+        return 0
     with _progress(not args.quiet) as update:
         summary = run_demo(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
                            solve=args.solve, engine=args.engine)
@@ -324,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="diffusion: model-made elements (a tiny random model, i.e. noise, when none is installed)")
     s.add_argument("--solve", action="store_true",
                    help="forget the plate's camera and depth: solve them with `gvfx analyze` and place by screen")
+    s.add_argument("--all-effects", action="store_true",
+                   help="render every sim effect alone with the job defaults; a contact sheet each in OUT/effects/")
+    s.add_argument("--effects", default=None, help="with --all-effects: only these, comma-separated (e.g. fire,rain)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_demo)
 

@@ -273,9 +273,10 @@ def diffusion_elements(job_dict: dict, out: Path) -> str:
     return note
 
 
-def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[Path, Path]:
+def write_previews(out: Path, result: RenderResult, frames: list[int], *, sheet_path: Path | None = None,
+                   gif: bool = True) -> tuple[Path, Path | None]:
     """Contact sheet (plate / each matched element / the shadow and holdout layers / comp across sampled
-    frames) and a GIF of the comp."""
+    frames; ``out/contact_sheet.png`` unless ``sheet_path``) and, with ``gif``, a GIF of the comp."""
     from gvfx.exr import read_exr
     from gvfx.preview import contact_sheet, element_preview, to_preview, write_gif
     from gvfx.sequence import frame_path
@@ -312,7 +313,8 @@ def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[
     if result.comp:
         rows.append([to_preview(read_exr(frame_path(result.comp.pattern, f)).rgba()) for f in picks])
         labels.append("comp")
-    sheet = contact_sheet(rows, labels, [str(f) for f in picks], out / "contact_sheet.png")
+    sheet = contact_sheet(rows, labels, [str(f) for f in picks], sheet_path or out / "contact_sheet.png")
+    if not gif:
+        return sheet, None
     gif_frames = [to_preview(read_exr(frame_path(result.comp.pattern, f)).rgba()) for f in frames] if result.comp else rows[0]
-    gif = write_gif(gif_frames, out / "comp_preview.gif", fps=24)
-    return sheet, gif
+    return sheet, write_gif(gif_frames, out / "comp_preview.gif", fps=24)

@@ -45,6 +45,9 @@ from gvfx.match import shadow as _shadow
 
 log = logging.getLogger(__name__)
 
+#: effects whose elements cast no shadow by default (``shadows: auto``)
+NO_SHADOW_EFFECTS = frozenset({"rain", "snow"})
+
 __all__ = ["MATCH_PARAMS", "MatchSettings", "PlateSample", "MatchEstimates", "MatchedFrame", "estimate",
            "match_frame", "occlude", "rebuild_comp", "layer_dict", "write_matched", "grain_seed"]
 
@@ -53,6 +56,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
     Param("holdout_mode", str, "max", "combine the depth holdout with the engine's", choices=_holdout.HOLDOUT_MODES),
     Param("holdout_softness", float, 0.02, "depth ramp of the holdout, fraction of the element's depth", min=0.0),
     Param("holdout_samples", int, 4, "sub-samples per axis on depth edges (anti-aliasing)", min=1, max=16),
+    Param("shadows", str, "auto", "cast and contact shadows: auto = on except for rain and snow (drops and flakes "
+          "cast none you could see); on; off", choices=("auto", "on", "off")),
     Param("shadow_strength", float, 0.6, "density of the cast shadow under an opaque element (0 = off)", 0.0, 1.0),
     Param("shadow_softness", float, 0.05, "blur of the cast shadow, fraction of the element's size", min=0.0),
     Param("contact_strength", float, 0.8, "darkening where the element touches the surface (0 = off)", 0.0, 1.0),
@@ -61,6 +66,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
           "param, else estimated from the plate)"),
     Param("grain", bool, True, "add the plate's grain to the element"),
     Param("grain_profile", dict, None, "grain profile to use instead of measuring (as printed by gvfx match)"),
+    Param("colour", str, "auto", "colour match: auto = on except for emissive (fire, explosion, sparks), white "
+          "(snow, rain) and tiny elements (docs/match.md); on; off", choices=("auto", "on", "off")),
     Param("colour_strength", float, 1.0, "strength of the colour match (0 = off; use 0 for light sources)", 0.0, 1.0),
     Param("colour_match", dict, None, "colour match to use instead of measuring (as printed)"),
     Param("defocus", bool, True, "defocus the element like the plate"),
@@ -88,6 +95,7 @@ class MatchSettings:
     holdout_mode: str = "max"
     holdout_softness: float = 0.02
     holdout_samples: int = 4
+    shadows: str = "auto"
     shadow_strength: float = 0.6
     shadow_softness: float = 0.05
     contact_strength: float = 0.8
@@ -95,6 +103,7 @@ class MatchSettings:
     light_dir: tuple[float, float, float] | None = None
     grain: bool = True
     grain_profile: dict | None = None
+    colour: str = "auto"
     colour_strength: float = 1.0
     colour_match: dict | None = None
     defocus: bool = True
@@ -162,7 +171,9 @@ class MatchEstimates:
     defocus_radius_px: float = 0.0  # uniform 2D defocus when there is no depth
     haze: Any = None  # Haze | None
     light_dir: tuple[float, float, float] | None = None
-    sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "off"
+    shadows: bool = True
+    sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "element" | "default" | "off"
+    notes: dict = field(default_factory=dict)  # name -> why (a default applied, a step left off)
 
     def to_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -190,12 +201,14 @@ def _finite_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.ndarray | None = None,
              element_plate_rgb: np.ndarray | None = None, light_hint: Sequence[float] | None = None,
-             cache: dict | None = None) -> MatchEstimates:
+             cache: dict | None = None, effect: str | None = None) -> MatchEstimates:
     """Per-shot estimates from one plate frame (and the element's first visible frame for colour),
     each replaced by the settings' value when given. ``cache`` (a dict) shares plate measurements
-    between the elements of a shot."""
+    between the elements of a shot; ``effect`` (the element's effect name) lets ``colour: auto`` know
+    light sources and white effects by name."""
     cache = {} if cache is None else cache
     src: dict[str, str] = {}
+    notes: dict[str, str] = {}
     rgb = plate.rgb
 
     def measured(key: str, make: Any) -> Any:
@@ -214,13 +227,20 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
 
     colour = None
     colour_mod = _opt("colour")
-    if settings.colour_strength <= 0 or colour_mod is None:
+    visible = element_rgba is not None and float(np.asarray(element_rgba)[..., 3].max(initial=0)) > 0
+    if settings.colour_strength <= 0 or settings.colour == "off" or colour_mod is None:
         src["colour"] = "off"
     elif settings.colour_match is not None:
         colour, src["colour"] = colour_mod.ColourMatch.from_dict(settings.colour_match), "given"
-    elif element_rgba is not None and float(np.asarray(element_rgba)[..., 3].max(initial=0)) > 0:
-        prgb = rgb if element_plate_rgb is None else element_plate_rgb
-        colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+    elif visible:
+        on, why = (True, "colour: on") if settings.colour == "on" else colour_mod.colour_default(element_rgba, effect)
+        if on:
+            # the plate frame the element was measured on, whole frame: its overall levels and light
+            prgb = rgb if element_plate_rgb is None else element_plate_rgb
+            colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+        else:
+            src["colour"], notes["colour"] = "off", f"off by default: {why} (match.colour: on forces it)"
+            log.info("colour: %s", notes["colour"])
     else:
         src["colour"] = "off"
 
@@ -255,14 +275,19 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
         light, src["light_dir"] = np.asarray(light_hint, float), "element"
     else:
         cam = plate.track.camera_at(plate.frame)
-        light = measured("light", lambda: _shadow.estimate_light_dir(rgb, plate.z, cam,
-                                                                       plate.track.transform(plate.frame)))
-        src["light_dir"] = "estimated"
+        le = measured("light", lambda: _shadow.estimate_light(rgb, plate.z, cam, plate.track.transform(plate.frame)))
+        light = np.asarray(le.direction, float)
+        src["light_dir"] = "estimated" if le.source != "default" else "default"
+        notes["light_dir"] = f"{le.source}, confidence {le.confidence:.2f} ({le.note})"
     light = light / max(float(np.linalg.norm(light)), 1e-12)
+    shadows = settings.shadows == "on" or (settings.shadows == "auto" and effect not in NO_SHADOW_EFFECTS)
+    if settings.shadows == "auto" and not shadows:
+        notes["shadows"] = f"off by default: {effect} casts no visible shadow (match.shadows: on forces it)"
     return MatchEstimates(grain=grain, colour=colour, focus_m=None if focus_m is None else float(focus_m),
                           fstop=None if fstop is None else float(fstop), focus_estimated=est,
                           defocus_radius_px=radius2d, haze=haze,
-                          light_dir=tuple(round(float(x), 6) for x in light), sources=src)
+                          light_dir=tuple(round(float(x), 6) for x in light), shadows=bool(shadows),
+                          sources=src, notes=notes)
 
 
 @dataclass
@@ -401,7 +426,7 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     hold = _holdout.combine_holdouts(dh, engine_hold, settings.holdout_mode if pz is not None else "engine")
     hold = np.where(rgba[..., 3] > 0, hold, 0.0).astype(np.float32)
 
-    if pz is not None and track is not None and estimates.light_dir is not None:
+    if pz is not None and track is not None and estimates.light_dir is not None and estimates.shadows:
         shadow = _shadow.shadow_matte(rgba[..., 3] * (1 - hold), z, pz, track.camera_at(frame),
                                       track.transform(frame), np.asarray(estimates.light_dir),
                                       strength=settings.shadow_strength, softness=settings.shadow_softness,

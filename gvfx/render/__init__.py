@@ -192,7 +192,7 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
         first = _first_visible(engine, em, cache_dir, frames)
     return estimate(em.settings, shared["sample"], element_rgba=None if first is None else first[1],
                     element_plate_rgb=None if first is None else plate.rgba(first[0])[..., :3],
-                    light_hint=em.spec.params.get("light_dir"), cache=shared)
+                    light_hint=em.spec.params.get("light_dir"), cache=shared, effect=em.spec.effect)
 
 
 SHOT_LOCK_NAME = ".gvfx.lock"
