@@ -85,7 +85,7 @@ def _params(effect: str) -> tuple[Param, ...]:
     if effect in WEATHER:
         ps.append(Param("near_fraction", float, 0.15, "share of the count falling in a box within "
                         f"{NEAR_BOX_M:g} m of the camera (defocused foreground)", 0.0, 1.0))
-        ps.append(Param("near_fstop", float, 2.8, "f-stop that defocuses the near layer (0 = sharp)", 0.0, 64.0))
+        ps.append(Param("near_fstop", float, 2.0, "f-stop that defocuses the near layer (0 = sharp)", 0.0, 64.0))
         ps.append(Param("size_spread", float, 0.35 if effect == "rain" else 0.5,
                         "log-normal spread (sigma of ln size) of the particle sizes", 0.0, 2.0))
     if effect == "rain":

@@ -264,7 +264,7 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
 def _near_defocus(p: dict, ctx: PlateContext, anchor: Anchor, times: np.ndarray, z: np.ndarray,
                   alpha: np.ndarray, radius_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Thin-lens defocus of rain drops and flakes nearer than the anchor (the foreground layer): the
-    footprint grows to the circle of confusion at ``near_fstop`` focused on the anchor, its peak alpha
+    footprint grows by the circle of confusion at ``near_fstop`` focused on the anchor, its peak alpha
     falls so the covered area (and the light) stays the same. Particles beyond the anchor stay sharp."""
     fstop = float(p.get("near_fstop", 0.0))
     if fstop <= 0:
@@ -276,8 +276,8 @@ def _near_defocus(p: dict, ctx: PlateContext, anchor: Anchor, times: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         coc_mm = (f_m * f_m / (fstop * (focus - f_m))) * np.abs(z - focus) / z * 1e3
         coc_px = np.where((z < focus) & np.isfinite(z) & (z > 0), coc_mm / cam.haperture_mm * cam.width, 0.0)
-    grown = np.maximum(radius_px, coc_px)
-    alpha = alpha * np.where(grown > 0, (np.maximum(radius_px, 0.5) / np.maximum(grown, 0.5)) ** 2, 1.0)
+    grown = np.sqrt(radius_px * radius_px + coc_px * coc_px)  # the footprint convolved with the lens disc
+    alpha = alpha * (np.maximum(radius_px, 0.5) / np.maximum(grown, 0.5)) ** 2
     return alpha, grown
 
 
