@@ -23,7 +23,7 @@ WEATHER = ("rain", "snow")
 MAX_WEATHER_DISTANCE_M = 40.0
 #: The near layer of rain and snow falls in a box from NEAR_MIN_M to NEAR_BOX_M in front of the camera.
 NEAR_BOX_M = 3.0
-NEAR_MIN_M = 0.3
+NEAR_MIN_M = 0.5
 
 _PRESETS: dict[str, dict] = {
     "sparks": dict(count=3000, emit_frames=24, speed_mps=4.0, spread_deg=40.0, lifetime_s=1.4,

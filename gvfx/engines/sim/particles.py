@@ -265,7 +265,8 @@ def _near_defocus(p: dict, ctx: PlateContext, anchor: Anchor, times: np.ndarray,
                   alpha: np.ndarray, radius_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Thin-lens defocus of rain drops and flakes nearer than the anchor (the foreground layer): the
     footprint grows by the circle of confusion at ``near_fstop`` focused on the anchor, its peak alpha
-    falls so the covered area (and the light) stays the same. Particles beyond the anchor stay sharp."""
+    falls so the covered area (and the light) stays the same. Particles beyond the anchor stay sharp;
+    those blurred wider than ``splat.MAX_RADIUS_PX`` are not drawn."""
     fstop = float(p.get("near_fstop", 0.0))
     if fstop <= 0:
         return alpha, radius_px
@@ -278,6 +279,8 @@ def _near_defocus(p: dict, ctx: PlateContext, anchor: Anchor, times: np.ndarray,
         coc_px = np.where((z < focus) & np.isfinite(z) & (z > 0), coc_mm / cam.haperture_mm * cam.width, 0.0)
     grown = np.sqrt(radius_px * radius_px + coc_px * coc_px)  # the footprint convolved with the lens disc
     alpha = alpha * (np.maximum(radius_px, 0.5) / np.maximum(grown, 0.5)) ** 2
+    # wider than the largest footprint (a drop a few cm from the lens): a faint haze, left out
+    alpha = np.where(grown > splat.MAX_RADIUS_PX, 0.0, alpha)
     return alpha, grown
 
 

@@ -68,8 +68,8 @@ def streaks(uv: np.ndarray, z: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, r
     seg_ok = ok[:-1] & ok[1:]  # (S-1, N)
     seg_len = np.linalg.norm(uv[1:] - uv[:-1], axis=-1)
     seg_len = np.where(seg_ok, seg_len, 0.0)
-    # sub-points 1/STREAK_DENSITY px apart, or half a footprint radius for wide (defocused) splats
-    spacing = np.maximum(1.0, 0.5 * np.asarray(radius_px, np.float64)[:-1])
+    # sub-points 1/STREAK_DENSITY px apart, or 3/4 of a footprint radius for wide (defocused) splats
+    spacing = np.maximum(1.0, 0.75 * np.asarray(radius_px, np.float64)[:-1])
     steps = np.where(seg_ok, np.clip(np.ceil(seg_len * STREAK_DENSITY / spacing), 1, MAX_STREAK_POINTS),
                      0).astype(np.intp)
     # Time weight of each segment: the shutter is split evenly between the S-1 intervals; a particle
@@ -103,6 +103,9 @@ def rasterize(splats: Splats, width: int, height: int, *, emissive: bool = False
     Colours are combined order-independently: alpha = 1 - exp(-sum a), colour = coverage-weighted mean
     (or, with ``emissive``, the plain sum of a * rgb: light adds up).
     """
+    live = np.asarray(splats.alpha) > 0  # transparent splats add nothing
+    if not live.all():
+        splats = _take(splats, np.flatnonzero(live))
     n = len(splats.z)
     rgba = np.zeros((height, width, 4), np.float32)
     zbuf = np.full((height, width), np.inf, np.float32)
