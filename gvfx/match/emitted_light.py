@@ -100,21 +100,38 @@ def plate_light(positions: np.ndarray, intensity: np.ndarray, plate_rgb: np.ndar
     inten = np.asarray(intensity, np.float32).reshape(-1, 3)
     if strength <= 0 or len(pos) == 0 or not np.any(inten > 0):
         return out
-    surf = DepthSurface(plate_z, camera, cam_to_world)
-    p = surf.points_cam.astype(np.float32)  # (H, W, 3) camera space, nan on sky
-    n = surf.normals_cam.astype(np.float32)
+    zz = np.asarray(plate_z, np.float32)
+    valid = np.isfinite(zz) & (zz > 0)
+    p = camera.ray_directions().astype(np.float32) * np.where(valid, zz, np.nan)[..., None]  # camera space
+    n = DepthSurface._normals(p)  # the collider's normals (towards the camera), in float32
     w2c = np.linalg.inv(np.asarray(cam_to_world, np.float64))
     lc = (pos @ w2c[:3, :3].T + w2c[:3, 3]).astype(np.float32)
-    irr = np.zeros((h, w, 3), np.float32)
-    for k in range(len(lc)):
-        d = lc[k] - p
-        dist2 = np.einsum("hwc,hwc->hw", d, d)
-        cos = np.einsum("hwc,hwc->hw", d, n) / np.sqrt(np.maximum(dist2, 1e-12))
-        g = np.maximum(cos, 0.0) / np.maximum(dist2, MIN_DISTANCE_M ** 2)
-        irr += np.nan_to_num(g, nan=0.0)[..., None] * inten[k]
+    px, py, pz = (np.ascontiguousarray(p[..., c]) for c in range(3))
+    nx, ny, nz = (np.ascontiguousarray(n[..., c]) for c in range(3))
+    irr = np.zeros((3, h, w), np.float32)
+    dx, dy, dz = (np.empty((h, w), np.float32) for _ in range(3))
+    dist2, g = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+    floor2 = np.float32(MIN_DISTANCE_M ** 2)
+    with np.errstate(invalid="ignore"):
+        for k in range(len(lc)):
+            np.subtract(lc[k, 0], px, out=dx)
+            np.subtract(lc[k, 1], py, out=dy)
+            np.subtract(lc[k, 2], pz, out=dz)
+            np.multiply(dx, dx, out=dist2)
+            dist2 += dy * dy
+            dist2 += dz * dz
+            np.multiply(dx, nx, out=g)  # n . d, then cos / d^2 = (n . d) / (|d| max(d^2, floor^2))
+            g += dy * ny
+            g += dz * nz
+            np.maximum(g, 0.0, out=g)
+            g /= np.sqrt(np.maximum(dist2, 1e-12)) * np.maximum(dist2, floor2)
+            for c in range(3):
+                if inten[k, c] > 0:
+                    irr[c] += g * inten[k, c]
+    irr = np.nan_to_num(np.moveaxis(irr, 0, -1), nan=0.0)
     rgb = np.nan_to_num(np.asarray(plate_rgb, np.float32)[..., :3], nan=0.0, posinf=0.0, neginf=0.0)
     wl = white_level(rgb) if white is None else float(white)
     albedo = np.clip(rgb / wl, 0.0, 1.0)
     out = (np.float32(strength / np.pi) * albedo * irr).astype(np.float32)
-    out[~surf.valid] = 0.0
+    out[~valid] = 0.0
     return out
