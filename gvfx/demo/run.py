@@ -86,7 +86,7 @@ def demo_job_dict(scene, plate_pattern: str, camera_file: str, frames: list[int]
              "start_frame": first, "shutter": 0.5, "motion_samples": 3,
              # a grinder-like fountain thrown up and out over the edge, falling to the floor
              "params": {"speed_mps": 2.6, "direction": [1.0, 1.1, 0.35], "spread_deg": 30, "lifetime_s": 1.0,
-                        "temperature_K": 3600, "intensity": 14, "count": 2500, "emit_frames": 20,
+                        "temperature_K": 3600, "count": 2500, "emit_frames": 20,
                         "restitution": 0.45},
              "match": {"colour_strength": 0.0, "shadow_strength": 0.0, "contact_strength": 0.0}},
             {"name": "ball", "effect": "insert", "reference": reference,

@@ -14,7 +14,7 @@ each pixel, so the comp is rebuilt with plain merges in any order (:func:`rebuil
 
     vis_i   = 1 - holdout_i
     el_i    = (rgba_i + [lightwrap_i, 0] + [grain_i, 0]) * vis_i        (premultiplied, alpha included)
-    plate'  = plate.rgb * prod_i (1 - shadow_i)                          (alpha untouched)
+    plate'  = plate.rgb * prod_i (1 - shadow_i) + sum_i platelight_i     (alpha untouched)
     fg      = sum_i el_i
     comp    = fg + plate' * (1 - fg.a)                                   ("over")
 
@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from gvfx.camera import CameraTrack
+from gvfx.comp import lit_background
 from gvfx.element import ElementFrame, Param
 from gvfx.errors import InputError
 from gvfx.match import holdout as _holdout
@@ -84,6 +85,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
     Param("stmap", str, None, "re-distort ST-map EXR (Nuke STMap convention: R, G = source u, v from bottom-left)"),
     Param("k1", float, 0.0, "radial distortion k1 (normalised by half the display diagonal)"),
     Param("k2", float, 0.0, "radial distortion k2"),
+    Param("plate_light", float, 1.0, "strength of an emissive element's light on the plate around it "
+          "(the platelight layer; 0 = off)", 0.0, 10.0),
 )
 
 
@@ -119,6 +122,7 @@ class MatchSettings:
     stmap: str | None = None
     k1: float = 0.0
     k2: float = 0.0
+    plate_light: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "match", base: "MatchSettings | None" = None) -> "MatchSettings":
@@ -436,6 +440,7 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
         shadow = np.zeros((h, w), np.float32)
 
     extra = {k: v for k, v in ef.extra.items() if k != "motion"}
+    extra.update(_emitted_layers(ef, rgba, pz, track, frame, prgb, settings))  # emission, platelight
     lay = _lens.redistort_layers({"rgba": rgba, "z": z, "holdout": hold, "shadow": shadow, "motion": mv, **extra},
                                  distort_src_px)
     rgba, z, hold, shadow, mv = lay["rgba"], lay["z"], lay["holdout"], lay["shadow"], lay["motion"]
@@ -455,6 +460,29 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
                         shadow=shadow.astype(np.float32), lightwrap=np.asarray(lw, np.float32),
                         grain=np.asarray(grain, np.float32), motion=mv.astype(np.float32), margin=margin,
                         extra={k: lay[k] for k in extra})
+
+
+# ---- emitted light (gvfx.match.emitted_light): the emission layer and the light on the plate ----
+def _emitted_layers(ef: ElementFrame, rgba: np.ndarray, pz: np.ndarray | None, track: CameraTrack | None,
+                    frame: int, prgb: np.ndarray, settings: MatchSettings) -> dict[str, np.ndarray]:
+    """``emission`` (the matched rgb times the share of the engine's rgb it emits) and ``platelight``
+    (its light on the plate, when there is depth and ``plate_light`` > 0) of an emissive element."""
+    if ef.emission is None:
+        return {}
+    em = np.nan_to_num(np.asarray(ef.emission, np.float32)[..., :3], nan=0.0, posinf=0.0, neginf=0.0)
+    total = float(np.nan_to_num(np.asarray(ef.rgba, np.float32)[..., :3]).sum())
+    share = float(np.clip(em.sum() / total, 0.0, 1.0)) if total > 0 else 0.0
+    out = {"emission": (rgba[..., :3] * share).astype(np.float32)}
+    if pz is not None and track is not None and settings.plate_light > 0:
+        from gvfx.match import emitted_light as _el
+
+        cam, c2w = track.camera_at(frame), track.transform(frame)
+        if ef.lights is not None:
+            pos, inten = ef.lights.positions, ef.lights.intensity
+        else:
+            pos, inten = _el.sample_lights(em, ef.z, cam, c2w)
+        out["platelight"] = _el.plate_light(pos, inten, prgb, pz, cam, c2w, strength=settings.plate_light)
+    return out
 
 
 def occlude(frames: Sequence[MatchedFrame]) -> None:
@@ -487,7 +515,10 @@ def occlude(frames: Sequence[MatchedFrame]) -> None:
 
 def layer_dict(mf: MatchedFrame) -> dict[str, np.ndarray]:
     """The display-window layers :func:`rebuild_comp` needs."""
-    return {k: mf.display(k) for k in ("rgba", "holdout", "shadow", "lightwrap", "grain")}
+    out = {k: mf.display(k) for k in ("rgba", "holdout", "shadow", "lightwrap", "grain")}
+    if "platelight" in mf.extra:
+        out["platelight"] = _lens.crop(mf.extra["platelight"], mf.margin)
+    return out
 
 
 def as_stored(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -506,6 +537,7 @@ def rebuild_comp(plate_rgba: np.ndarray, layers: Sequence[dict[str, np.ndarray]]
     h, w = plate.shape[:2]
     fg = np.zeros((h, w, 4), np.float32)
     keep = np.ones((h, w), np.float32)
+    light = np.zeros((h, w, 3), np.float32)
     for el in layers:
         rgba = np.asarray(el["rgba"], np.float32)
         if rgba.shape[:2] != (h, w):
@@ -518,8 +550,9 @@ def rebuild_comp(plate_rgba: np.ndarray, layers: Sequence[dict[str, np.ndarray]]
         fg += e
         if el.get("shadow") is not None:
             keep *= 1.0 - np.asarray(el["shadow"], np.float32)
-    bg = plate.copy()
-    bg[..., :3] *= keep[..., None]
+        if el.get("platelight") is not None:
+            light += np.asarray(el["platelight"], np.float32)[..., :3]
+    bg = lit_background(plate, keep, light)
     return fg + bg * (1.0 - fg[..., 3:4])
 
 

@@ -123,7 +123,7 @@ def _read_matched_layers(path: Path) -> dict[str, np.ndarray]:
 
     img = read_exr(path)
     out: dict[str, np.ndarray] = {"rgba": img.rgba()}
-    for name in ("holdout", "shadow", "lightwrap", "grain"):
+    for name in ("holdout", "shadow", "lightwrap", "grain", "platelight"):
         if any(c.startswith(name + ".") for c in img.channels):
             lay = img.layer(name)
             out[name] = lay[..., 0] if name in ("holdout", "shadow") else lay[..., :3]

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 _FAMILIES = ("volume", "particles", "insert")
 WORLD_UP = np.array([0.0, 1.0, 0.0])
+#: Effects that emit light: their frames carry an ``emission`` layer (the element's own rgb when the
+#: family gives none) that the match stage turns into light on the plate (gvfx.match.emitted_light).
+EMISSIVE = frozenset({"fire", "explosion", "sparks"})
 
 
 def _family(name: str) -> ModuleType:
@@ -120,4 +123,7 @@ class SimEngine:
             anchor = Anchor(np.asarray(meta["anchor"]), np.asarray(meta["normal"]), up, spec.size_m)
         else:
             anchor = self.anchor(spec, ctx)
-        return self._module(spec).render(spec, ctx, anchor, frame, cache)
+        ef = self._module(spec).render(spec, ctx, anchor, frame, cache)
+        if spec.effect in EMISSIVE and ef.emission is None:
+            ef.emission = np.asarray(ef.rgba[..., :3], np.float32).copy()
+        return ef
