@@ -58,9 +58,9 @@ _PUFF = (Param("puff_hz", float, 0.0, "puffing frequency in Hz (0 = 1.5/sqrt(D),
 
 EFFECTS: dict[str, EffectInfo] = {
     "smoke": EffectInfo("smoke", "a rising smoke plume from the anchor",
-                        _common_params(96, 8.0, 4.0, 0.1, 0.3, 6.0, 0.0, 24) + _PUFF[1:2]),
+                        _common_params(72, 8.0, 4.0, 0.1, 0.3, 6.0, 0.0, 24) + _PUFF[1:2]),
     "fire": EffectInfo("fire", "licking flames rising from the anchor, with smoke above",
-                       _common_params(120, 6.0, 5.0, 0.2, 2.2, 8.0, 12.0, 24)
+                       _common_params(96, 6.0, 5.0, 0.2, 2.2, 8.0, 12.0, 24)
                        + (Param("soot", float, 0.8, "smoke density made per unit of fuel burnt", 0.0, 10.0),)
                        + _PUFF),
     "explosion": EffectInfo("explosion", "a fireball bursting from the anchor at the start frame",
