@@ -431,7 +431,10 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     hold = np.where(rgba[..., 3] > 0, hold, 0.0).astype(np.float32)
 
     if pz is not None and track is not None and estimates.light_dir is not None and estimates.shadows:
-        shadow = _shadow.shadow_matte(rgba[..., 3] * (1 - hold), z, pz, track.camera_at(frame),
+        # emissive volumes give the alpha they absorb light with: no shadow where they glow
+        occ = ef.extra.get("shadow_alpha")
+        occ = rgba[..., 3] if occ is None else np.minimum(np.asarray(occ, np.float32), rgba[..., 3])
+        shadow = _shadow.shadow_matte(occ * (1 - hold), z, pz, track.camera_at(frame),
                                       track.transform(frame), np.asarray(estimates.light_dir),
                                       strength=settings.shadow_strength, softness=settings.shadow_softness,
                                       contact_strength=settings.contact_strength,
@@ -439,7 +442,7 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     else:
         shadow = np.zeros((h, w), np.float32)
 
-    extra = {k: v for k, v in ef.extra.items() if k != "motion"}
+    extra = {k: v for k, v in ef.extra.items() if k not in ("motion", "shadow_alpha")}
     extra.update(_emitted_layers(ef, rgba, pz, track, frame, prgb, settings))  # emission, platelight
     lay = _lens.redistort_layers({"rgba": rgba, "z": z, "holdout": hold, "shadow": shadow, "motion": mv, **extra},
                                  distort_src_px)

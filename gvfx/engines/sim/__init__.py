@@ -124,6 +124,8 @@ class SimEngine:
         else:
             anchor = self.anchor(spec, ctx)
         ef = self._module(spec).render(spec, ctx, anchor, frame, cache)
+        if ef.emission is None and "emission" in ef.extra:  # the volume renderer's own emitted light
+            ef.emission = np.asarray(ef.extra.pop("emission"), np.float32)[..., :3]
         if spec.effect in EMISSIVE and ef.emission is None:
             ef.emission = np.asarray(ef.rgba[..., :3], np.float32).copy()
         return ef
