@@ -1,0 +1,100 @@
+"""The 3D ``insert`` frame: the proxy of the reference, standing on the simulated track, rendered
+through the plate camera with the plate's light (called by :mod:`gvfx.engines.sim.insert`).
+
+Placement: the object's height is ``size_m`` (its matte's bounding box, not the image); its base sits
+on the collider's contact point; it stands along the surface normal (``upright: normal``) or the
+world up (``upright: up``); the side the reference camera saw faces the plate camera at the start
+frame, turned by ``facing_deg`` about the up axis.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gvfx.engines.base import ElementFrame, ElementSpec, PlateContext
+from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, light_direction
+from gvfx.engines.sim.insert3d.build import BuiltProxy, ProxyOptions, build_proxy
+from gvfx.engines.sim.insert3d.proxy import Proxy
+from gvfx.engines.sim.insert3d.render3d import Pose, render_proxy
+from gvfx.engines.sim.insert3d.shade import plate_lighting
+
+log = logging.getLogger(__name__)
+
+__all__ = ["proxy_for", "scaled_proxy", "orientation", "render_3d"]
+
+
+def proxy_for(reference: Path, kind: str, p: dict, cutout_fn) -> BuiltProxy:
+    """The (cached) proxy of ``reference`` for the element's params ``p``."""
+    opts = ProxyOptions(kind=kind, thickness=float(p["thickness"]), delight=float(p["delight"]),
+                        segments=int(p.get("segments", 64)))
+    return build_proxy(reference, opts, cutout_fn)
+
+
+_SCALED: dict[tuple, Proxy] = {}
+
+
+def scaled_proxy(built: BuiltProxy, spec: ElementSpec, p: dict) -> Proxy:
+    """The proxy at the element's size: height ``size_m``, optional ``width_m``/``depth_m`` (memoised)."""
+    k = (built.key, float(spec.size_m), float(p["width_m"]), float(p["depth_m"]))
+    if k not in _SCALED:
+        if len(_SCALED) > 8:
+            _SCALED.clear()
+        _SCALED[k] = built.proxy.scaled(k[1], k[2] or None, k[3] or None)
+    return _SCALED[k]
+
+
+def orientation(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, p: dict, start: int) -> np.ndarray:
+    """(3, 3) object-to-world rotation: +Y along the upright axis, +Z (the reference's view) towards
+    the plate camera at ``start``, turned by ``facing_deg``."""
+    up = np.asarray(anchor.normal if p["upright"] == "normal" else anchor.up, np.float64)
+    up = up / np.linalg.norm(up)
+    to_cam = ctx.camera.position(float(start)) - np.asarray(anchor.point, np.float64)
+    fwd = to_cam - (to_cam @ up) * up
+    if np.linalg.norm(fwd) < 1e-9:  # camera straight above: face the camera's down-screen direction
+        fwd = -ctx.camera.transform(float(start))[:3, 1]
+        fwd = fwd - (fwd @ up) * up
+    fwd /= np.linalg.norm(fwd)
+    a = np.radians(float(p["facing_deg"]))
+    right = np.cross(up, fwd)
+    fwd = np.cos(a) * fwd + np.sin(a) * right
+    right = np.cross(up, fwd)
+    return np.stack([right, up, fwd], axis=1)
+
+
+@functools.lru_cache(maxsize=4)
+def _plate_mean(ctx_id: int, image, frame: int) -> np.ndarray | None:
+    try:
+        img = image(frame)
+    except Exception as exc:  # noqa: BLE001 - no plate colour is not fatal: the ambient is then neutral
+        log.warning("insert: plate image of frame %d unreadable for the ambient light (%s)", frame, exc)
+        return None
+    px = np.asarray(img, np.float64)[..., :3]
+    return px[::4, ::4].reshape(-1, 3)
+
+
+def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache, p: dict,
+              built: BuiltProxy, frames: list[int], times: np.ndarray, entries: dict, sample) -> ElementFrame:
+    """Render the element's proxy at ``frame`` (``sample(entries, t)`` gives the collider's centre)."""
+    proxy = scaled_proxy(built, spec, p)
+    rot = orientation(spec, ctx, anchor, p, frames[0])
+    radius = float(entries[frame]["radius_m"])
+    lift = rot[:, 1] * radius
+
+    def pose_at(t: float) -> Pose:
+        centre, _ = sample(entries, t)
+        return Pose(rot, np.asarray(centre, np.float64) - lift)
+
+    f = int(min(max(frame, ctx.frames[0]), ctx.frames[-1]))
+    plate_z = ctx.depth(f)
+    mid = ctx.frames[len(ctx.frames) // 2]
+    plate_px = None if ctx.image is None else _plate_mean(id(ctx), ctx.image, mid)
+    lighting = plate_lighting(light_direction(p if p.get("light_dir") is not None else {}), anchor.up, plate_px)
+    fr = render_proxy(proxy, pose_at, ctx.camera, frame, times, ctx.width, ctx.height, lighting,
+                      plate_z=plate_z, aa_samples=int(p["aa_samples"]))
+    z = np.where(fr.rgba[..., 3] > 0, fr.z, np.inf).astype(np.float32)
+    extra = {"motion": fr.motion, "N": fr.normal, "P": fr.position, "shadow": fr.shadow, "contact": fr.contact}
+    return ElementFrame(fr.rgba, z, holdout_from_depth(z, plate_z), extra)
