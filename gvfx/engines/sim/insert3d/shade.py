@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from gvfx.engines.sim.insert3d.proxy import dot
 from gvfx.engines.sim.insert3d.raster import rasterize
 
 __all__ = ["Lighting", "plate_lighting", "ShadowMap", "shadow_map", "lambert", "surface_shadow"]
@@ -41,7 +42,7 @@ def plate_lighting(light_dir: np.ndarray, up: np.ndarray, plate_rgb: np.ndarray 
         px = px[np.isfinite(px).all(axis=1)]
         mean = np.clip(px.mean(axis=0), 1e-4, None) if len(px) else np.full(3, MIDDLE_GREY)
         e = mean / MIDDLE_GREY
-    lum = float(e @ np.array([0.2722, 0.6741, 0.0537]))
+    lum = float(np.dot(e, [0.2722, 0.6741, 0.0537]))
     key = np.full(3, key_share * lum)  # the key is taken as white, the plate's tint goes to the ambient
     amb = (1.0 - key_share) * e
     ld = np.asarray(light_dir, np.float64)
@@ -60,11 +61,17 @@ class ShadowMap:
     cell: float
     top: np.ndarray
 
+    def moved(self, t: np.ndarray) -> "ShadowMap":
+        """The same map for the mesh translated by ``t`` (3,) (a translation only shifts the map)."""
+        t = np.asarray(t, np.float64)
+        return ShadowMap(self.e1, self.e2, self.light,
+                         self.origin + np.array([t @ self.e1, t @ self.e2]), self.cell, self.top + t @ self.light)
+
     def lookup(self, pts: np.ndarray, bias_cells: float = 1.5) -> np.ndarray:
         """(N,) 0..1 occlusion of world points by the mesh (3x3 percentage-closer filtered)."""
-        a = (pts @ self.e1 - self.origin[0]) / self.cell
-        b = (pts @ self.e2 - self.origin[1]) / self.cell
-        d = pts @ self.light
+        a = (dot(pts, self.e1) - self.origin[0]) / self.cell
+        b = (dot(pts, self.e2) - self.origin[1]) / self.cell
+        d = dot(pts, self.light)
         s = self.top.shape[0]
         ia, ib = np.floor(a).astype(np.intp), np.floor(b).astype(np.intp)
         occ = np.zeros(len(pts))
@@ -86,7 +93,7 @@ def shadow_map(verts_w: np.ndarray, faces: np.ndarray, light_dir: np.ndarray, si
     e1 = np.cross(helper, l)
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(l, e1)
-    a, b, d = verts_w @ e1, verts_w @ e2, verts_w @ l
+    a, b, d = dot(verts_w, e1), dot(verts_w, e2), dot(verts_w, l)
     lo = np.array([a.min(), b.min()])
     ext = max(a.max() - lo[0], b.max() - lo[1], 1e-6)
     cell = ext / (size - 4)
@@ -101,8 +108,8 @@ def shadow_map(verts_w: np.ndarray, faces: np.ndarray, light_dir: np.ndarray, si
 
 def lambert(albedo: np.ndarray, normals: np.ndarray, lit: Lighting, key_vis: np.ndarray) -> np.ndarray:
     """(K, 3) shaded colour: ``albedo * (key * max(0, n.l) * key_vis + ambient * (0.5 + 0.5 n.up))``."""
-    ndl = np.clip(normals @ lit.light_dir, 0.0, None) * key_vis
-    hemi = 0.5 + 0.5 * (normals @ lit.up)
+    ndl = np.clip(dot(normals, lit.light_dir), 0.0, None) * key_vis
+    hemi = 0.5 + 0.5 * dot(normals, lit.up)
     return albedo * (ndl[:, None] * lit.key_rgb + hemi[:, None] * lit.ambient_rgb)
 
 
