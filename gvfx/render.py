@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -194,6 +194,18 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
                     light_hint=em.spec.params.get("light_dir"), cache=shared)
 
 
+def _with_light(spec: ElementSpec, estimates, engine) -> ElementSpec:
+    """The spec with the match stage's key light as ``params.light_dir`` when the effect takes one and
+    the job did not give it and its default is None (the 3D insert: shaded and casting its shadow from
+    the light the match stage uses; effects with their own default light keep it)."""
+    if spec.params.get("light_dir") is not None or getattr(estimates, "light_dir", None) is None:
+        return spec
+    info = engine.effects().get(spec.effect) if hasattr(engine, "effects") else None
+    if info is None or not any(p.name == "light_dir" and p.default is None for p in info.params):
+        return spec
+    return replace(spec, params={**spec.params, "light_dir": tuple(estimates.light_dir)})
+
+
 SHOT_LOCK_NAME = ".gvfx.lock"
 
 
@@ -274,6 +286,7 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
     for i, spec in enumerate(job.elements):
         em = ems[spec.name]
         em.estimates = _match_estimates(plate, all_frames, em, engines[spec.name], caches[spec.name], shared)
+        em.spec = _with_light(em.spec, em.estimates, engines[spec.name])
         prog("match estimates", i + 1, len(job.elements))
 
     # 2. versions

@@ -401,7 +401,12 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     hold = _holdout.combine_holdouts(dh, engine_hold, settings.holdout_mode if pz is not None else "engine")
     hold = np.where(rgba[..., 3] > 0, hold, 0.0).astype(np.float32)
 
-    if pz is not None and track is not None and estimates.light_dir is not None:
+    if "shadow" in ef.extra:  # an engine that knows its element's true shape casts its own shadow (3D insert)
+        cast = np.clip(np.nan_to_num(np.asarray(ef.extra["shadow"], np.float32)), 0.0, 1.0)
+        touch = np.clip(np.nan_to_num(np.asarray(ef.extra.get("contact", 0.0), np.float32)), 0.0, 1.0)
+        shadow = 1.0 - (1.0 - settings.shadow_strength * cast) * (1.0 - settings.contact_strength * touch)
+        shadow = np.broadcast_to(shadow, (h, w)).astype(np.float32)
+    elif pz is not None and track is not None and estimates.light_dir is not None:
         shadow = _shadow.shadow_matte(rgba[..., 3] * (1 - hold), z, pz, track.camera_at(frame),
                                       track.transform(frame), np.asarray(estimates.light_dir),
                                       strength=settings.shadow_strength, softness=settings.shadow_softness,
@@ -410,7 +415,7 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     else:
         shadow = np.zeros((h, w), np.float32)
 
-    extra = {k: v for k, v in ef.extra.items() if k != "motion"}
+    extra = {k: v for k, v in ef.extra.items() if k not in ("motion", "shadow", "contact")}
     lay = _lens.redistort_layers({"rgba": rgba, "z": z, "holdout": hold, "shadow": shadow, "motion": mv, **extra},
                                  distort_src_px)
     rgba, z, hold, shadow, mv = lay["rgba"], lay["z"], lay["holdout"], lay["shadow"], lay["motion"]
