@@ -46,7 +46,7 @@ def load_mesh(path: str | Path) -> Proxy:
     except InputError:
         raise
     except Exception as exc:  # a parser's own error: one line naming the file
-        raise InputError(f"mesh file does not parse ({type(exc).__name__}: {exc})", path=p,
+        raise InputError(f"mesh file does not parse ({_short(exc, p)})", path=p,
                          hint="re-export it as OBJ, GLB or USD from your 3D tool") from None
     if len(faces) == 0 or len(verts) < 3:
         raise InputError("mesh file has no triangles", path=p, hint="export the object's geometry, not an empty scene")
@@ -62,6 +62,17 @@ def load_mesh(path: str | Path) -> Proxy:
     faces = np.asarray(faces, np.int32)
     log.info("mesh %s: %d vertices, %d triangles", p.name, len(verts), len(faces))
     return Proxy("mesh", verts, faces, np.asarray(fuv, np.float32), tex, vertex_normals(verts, faces), closed=False)
+
+
+def _short(exc: Exception, p: Path) -> str:
+    """One line of a parser's error: usd-core's multi-line reports cut to the part naming the file's line."""
+    text = " ".join(str(exc).split())
+    at = text.find(p.name + ":")
+    if at >= 0 and "Error in" in text:
+        text = text[at:].split("'")[0] if "'" in text[at:] else text[at:]
+    else:
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _fan(poly: list) -> list:
