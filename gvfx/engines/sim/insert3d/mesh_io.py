@@ -60,8 +60,27 @@ def load_mesh(path: str | Path) -> Proxy:
     centre = 0.5 * (lo + hi)
     verts = verts - np.array([centre[0], lo[1], centre[2]])
     faces = np.asarray(faces, np.int32)
-    log.info("mesh %s: %d vertices, %d triangles", p.name, len(verts), len(faces))
-    return Proxy("mesh", verts, faces, np.asarray(fuv, np.float32), tex, vertex_normals(verts, faces), closed=False)
+    fuv = np.asarray(fuv, np.float32)
+    closed = _closed(faces)
+    if closed and _volume(verts, faces) < 0:  # closed but inside out: turn it outward
+        faces, fuv = faces[:, ::-1].copy(), fuv[:, ::-1].copy()
+    log.info("mesh %s: %d vertices, %d triangles, %s", p.name, len(verts), len(faces),
+             "closed (back faces culled)" if closed else "open (two-sided)")
+    return Proxy("mesh", verts, faces, fuv, tex, vertex_normals(verts, faces), closed=closed)
+
+
+def _closed(faces: np.ndarray) -> bool:
+    """Every edge shared by exactly two triangles, in opposite directions (a closed, oriented surface)."""
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    if len(np.unique(directed, axis=0)) != len(directed):
+        return False
+    _, counts = np.unique(np.sort(directed, axis=1), axis=0, return_counts=True)
+    return bool((counts == 2).all())
+
+
+def _volume(verts: np.ndarray, faces: np.ndarray) -> float:
+    tri = verts[faces]
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
 
 
 def _short(exc: Exception, p: Path) -> str:
