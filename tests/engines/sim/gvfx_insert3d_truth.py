@@ -137,3 +137,42 @@ def label_share(rgb: np.ndarray, mask: np.ndarray) -> float:
     """Share of a rendered silhouette showing the (red) label: red clearly above green and blue."""
     red = (rgb[..., 0] > 1.5 * rgb[..., 2]) & (rgb[..., 0] > 1.5 * rgb[..., 1])
     return float((red & mask).sum() / max(mask.sum(), 1))
+
+
+#: a non-symmetric object for ``inflate``: an ellipsoid (semi-axes along its own x, y, z) tilted in the
+#: reference's image plane, its lowest point on the ground at the origin
+ELLIPSOID_AXES = np.array([0.06, 0.15, 0.05])
+ELLIPSOID_TILT_DEG = 25.0
+
+
+def _ellipsoid_frame() -> tuple[np.ndarray, np.ndarray]:
+    """(R, centre): local-to-world rotation (tilt about +Z) and the centre that puts its lowest point at 0."""
+    a = np.radians(ELLIPSOID_TILT_DEG)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
+    m = rot @ np.diag(ELLIPSOID_AXES)
+    low = np.linalg.norm(m[1])  # support height along y of the ellipsoid x = M u, |u| = 1
+    return rot, np.array([0.0, low, 0.0])
+
+
+def raycast_ellipsoid(camera: Camera, cam_to_world: np.ndarray) -> np.ndarray:
+    """(H, W) bool exact silhouette of the tilted ellipsoid."""
+    rot, c = _ellipsoid_frame()
+    inv = np.diag(1 / ELLIPSOID_AXES) @ rot.T
+    d = camera.ray_directions().reshape(-1, 3) @ cam_to_world[:3, :3].T @ inv.T
+    o = inv @ (cam_to_world[:3, 3] - c)
+    a, b, cc = np.einsum("ij,ij->i", d, d), 2 * d @ o, o @ o - 1
+    return ((b * b - 4 * a * cc) >= 0).reshape(camera.height, camera.width)
+
+
+def ellipsoid_png(path, width: int = 200, height: int = 300) -> str:
+    """The ellipsoid photographed from the front (+Z) at its centre height, long lens, orange, RGBA."""
+    rot, c = _ellipsoid_frame()
+    dist = 4.0
+    hh = 2 * float(c[1])
+    cam = Camera(36.0 * (0.85 * height) * dist / hh / width, 36.0, width, height)
+    m = look_at(np.array([0.0, c[1], dist]), c)
+    mask = raycast_ellipsoid(cam, m)
+    out = np.zeros((height, width, 4), np.uint8)
+    out[mask] = (220, 120, 40, 255)
+    Image.fromarray(out, "RGBA").save(path)
+    return str(path)
