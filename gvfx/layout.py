@@ -12,7 +12,8 @@ What a layout artist or lighter opens to see where gvfx put things, in any USD t
   ``Bounds`` ``UsdGeom.Cube`` scaled to the volume. Both carry the element's active version as a
   texture; the card's ``st`` is time-sampled to where its corners fall in the camera's image, so the
   full-frame element EXR lands on the card where it is seen through the camera (a camera projection
-  baked per frame, affine across the quad);
+  baked per frame, affine across the quad); a 3D ``insert`` also gets ``Proxy``, its proxy mesh with
+  its simulated motion and a UsdPreviewSurface material (:mod:`gvfx.layout_proxy`), the card then hidden;
 - Y up, metres, start/end time codes and fps of the shot. Paths are relative to the layout file when
   the sequences are inside the shot folder. Textures are scene-linear EXRs (``sourceColorSpace raw``).
 """
@@ -65,6 +66,8 @@ class LayoutElement:
     position: tuple[float, float, float]
     size_m: float
     volume: bool = False
+    #: a 3D insert's proxy and animation (gvfx.engines.sim.insert3d.element.LayoutProxy), else None
+    proxy: object | None = None
 
 
 def _pxr():
@@ -245,6 +248,11 @@ def write_layout(path: str | Path, *, camera: CameraTrack, fps: float, plate: La
         st = _projected_st(camera, local + pos, tuple(f for f in el.sequence.frames if f in cam_frames))
         card = _quad(stage, f"{base}/Card", local, st)
         _bind(card.GetPrim(), mat)
+        if el.proxy is not None:
+            from gvfx.layout_proxy import write_proxy_mesh
+
+            write_proxy_mesh(stage, base, el.name, el.proxy, pos, root, el.sequence.frames)
+            card.CreateVisibilityAttr("invisible")  # the mesh is the object; the card stays for reference
         if el.volume:
             cube = UsdGeom.Cube.Define(stage, f"{base}/Bounds")
             cube.CreateSizeAttr(1.0)
@@ -283,6 +291,19 @@ def _unprojected_anchor(job: "Job", plate: "Plate", spec) -> tuple[float, float,
         return None
 
 
+def _insert_proxy(spec, plate: "Plate", cache_dir: Path):
+    """A sim insert's 3D proxy for the layout (None for a card, another engine, or on failure, said so)."""
+    if spec.engine != "sim":
+        return None
+    try:
+        from gvfx.engines.sim.insert3d.element import layout_proxy
+
+        return layout_proxy(spec, plate.context(), cache_dir)
+    except GvfxError as exc:
+        log.warning("layout: element %s drawn as a card, its proxy failed (%s)", spec.name, exc)
+        return None
+
+
 def write_shot_layout(path: str | Path, *, job: "Job", plate: "Plate", timeline: str | Path) -> Path:
     """The layout of a shot: the job's camera and plate, each element's active version in ``timeline``."""
     from gvfx.timeline import active_versions
@@ -303,8 +324,9 @@ def write_shot_layout(path: str | Path, *, job: "Job", plate: "Plate", timeline:
             pos = _unprojected_anchor(job, plate, spec)
         if pos is None:
             continue
+        proxy = _insert_proxy(spec, plate, job.output / cache) if cache and spec.effect == "insert" else None
         elements.append(LayoutElement(spec.name, LayoutSequence(pattern, tuple(range(seq.start_frame, seq.end_frame + 1))),
-                                      pos, float(spec.size_m), spec.effect in VOLUME_EFFECTS))
+                                      pos, float(spec.size_m), spec.effect in VOLUME_EFFECTS, proxy))
     return write_layout(path, camera=plate.camera, fps=job.fps,
                         plate=LayoutSequence(plate.sequence.pattern, tuple(plate.frames)), elements=elements)
 

@@ -71,3 +71,36 @@ def test_layers_metadata_and_one_build_for_two_jobs(plate, tmp_path, monkeypatch
     assert md["gvfx:insert:proxy"] == "lathe" and md["gvfx:effect"] == "insert"
     other = read_exr(root / "out_b" / "elements" / "can" / "v001" / "can.1002.exr")
     assert np.array_equal(other.channels["R"], ch["R"])  # the same object in both shots
+
+
+def test_usd_layout_carries_the_proxy_mesh(plate, tmp_path, monkeypatch):
+    from pxr import Usd, UsdGeom, UsdShade
+
+    from gvfx.layout import layout_shot, validate_layout
+
+    root, scene = plate
+    monkeypatch.setenv("GVFX_PROXIES", str(tmp_path / "proxies"))
+    job = _job(root, scene, "lay", "can.png", "out_lay")
+    render_job(load_job(job))
+    path = layout_shot(root / "out_lay", job_path=job)
+    stage = Usd.Stage.Open(str(path))
+    prim = stage.GetPrimAtPath("/World/Elements/can/Proxy")
+    assert prim and prim.IsA(UsdGeom.Mesh)
+    mesh = UsdGeom.Mesh(prim)
+    assert len(mesh.GetFaceVertexCountsAttr().Get()) > 1000
+    assert UsdGeom.PrimvarsAPI(prim).GetPrimvar("st").GetInterpolation() == UsdGeom.Tokens.faceVarying
+    xf = UsdGeom.Xformable(prim)
+    assert len(xf.GetTimeSamples()) == len(FRAMES)
+    cx, top, cz = scene.table_top_center
+    cache = UsdGeom.BBoxCache(Usd.TimeCode(FRAMES[1]), [UsdGeom.Tokens.default_])
+    box = cache.ComputeWorldBound(prim).ComputeAlignedRange()
+    lo, hi = np.array(box.GetMin()), np.array(box.GetMax())
+    assert abs(lo[1] - top) < 0.01 and abs(hi[1] - lo[1] - 0.30) < 0.01  # stands on the table, 0.30 m tall
+    assert abs(0.5 * (lo[0] + hi[0]) - cx) < 0.05 and abs(0.5 * (lo[2] + hi[2]) - cz) < 0.05
+    mat, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    surf = UsdShade.Shader(stage.GetPrimAtPath(mat.GetPath().AppendChild("PreviewSurface")))
+    assert surf.GetIdAttr().Get() == "UsdPreviewSurface" and surf.GetInput("diffuseColor").HasConnectedSource()
+    tex = UsdShade.Shader(stage.GetPrimAtPath(mat.GetPath().AppendChild("Texture")))
+    tex_file = path.parent / tex.GetInput("file").Get().path
+    assert tex_file.is_file() and read_exr(tex_file).rgba()[..., 2].mean() > 0.05
+    assert validate_layout(path) == []

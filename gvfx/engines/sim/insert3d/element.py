@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gvfx.engines.base import ElementFrame, ElementSpec, PlateContext
-from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, light_direction
+from gvfx.engines.sim.common import Anchor, SimCache, holdout_from_depth, light_direction, resolved_params
 from gvfx.engines.sim.insert3d.build import BuiltProxy, ProxyOptions, build_proxy
 from gvfx.engines.sim.insert3d.proxy import Proxy
 from gvfx.engines.sim.insert3d.render3d import Pose, render_proxy
@@ -24,7 +25,7 @@ from gvfx.engines.sim.insert3d.shade import plate_lighting
 
 log = logging.getLogger(__name__)
 
-__all__ = ["proxy_for", "scaled_proxy", "orientation", "render_3d"]
+__all__ = ["proxy_for", "scaled_proxy", "orientation", "render_3d", "LayoutProxy", "layout_proxy"]
 
 
 def proxy_for(reference: Path, kind: str, p: dict, cutout_fn) -> BuiltProxy:
@@ -98,3 +99,36 @@ def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, 
     z = np.where(fr.rgba[..., 3] > 0, fr.z, np.inf).astype(np.float32)
     extra = {"motion": fr.motion, "N": fr.normal, "P": fr.position, "shadow": fr.shadow, "contact": fr.contact}
     return ElementFrame(fr.rgba, z, holdout_from_depth(z, plate_z), extra)
+
+
+@dataclass(frozen=True)
+class LayoutProxy:
+    """What a USD layout needs of a 3D insert: the scaled proxy (object space), its fixed rotation
+    (3, 3) object-to-world and its base position (3,) world per simulated frame."""
+
+    proxy: Proxy
+    rotation: np.ndarray
+    base_by_frame: dict[int, np.ndarray]
+
+
+def layout_proxy(spec: ElementSpec, ctx: PlateContext, cache_dir: Path) -> LayoutProxy | None:
+    """The element's proxy and animation from its sim cache (None: a card insert or no complete cache)."""
+    from gvfx.engines.sim import insert
+
+    kind, _ = insert.proxy_and_collider(spec)
+    cache = SimCache(cache_dir)
+    meta = cache.read_meta() or {}
+    if kind == "card" or "anchor" not in meta:
+        return None
+    p = resolved_params(insert.EFFECTS["insert"], spec.params)
+    anchor = Anchor(np.asarray(meta["anchor"], np.float64), np.asarray(meta["normal"], np.float64),
+                    np.array([0.0, 1.0, 0.0]), spec.size_m)
+    first, last = meta["frames"]
+    rot = orientation(spec, ctx, anchor, p, int(first))
+    proxy = scaled_proxy(insert._built(spec, kind), spec, p)
+    bases = {}
+    for f in range(int(first), int(last) + 1):
+        if cache.has(f):
+            d = cache.read(f)
+            bases[f] = np.asarray(d["pos"], np.float64) - rot[:, 1] * float(d["radius_m"])
+    return LayoutProxy(proxy, rot, bases)
