@@ -37,12 +37,13 @@ def write_proxy_mesh(stage, base: str, name: str, lp, anchor: np.ndarray, root: 
                                                            UsdGeom.Tokens.faceVarying)
     pv.Set(Vt.Vec2fArray.FromNumpy(st))
     op = mesh.AddTransformOp()
-    for f in sorted(lp.base_by_frame):
+    for f in sorted(lp.pose_by_frame):
         if frames and not (frames[0] <= f <= frames[-1]):
             continue
+        rot, t = lp.pose_by_frame[f]
         m = np.eye(4)
-        m[:3, :3] = lp.rotation.T  # USD matrices act on row vectors: p_world = p_local @ M
-        m[3, :3] = lp.base_by_frame[f] - anchor
+        m[:3, :3] = rot.T  # USD matrices act on row vectors: p_world = p_local @ M
+        m[3, :3] = t - anchor
         op.Set(Gf.Matrix4d(m.tolist()), Usd.TimeCode(f))
     tex_path = root / "proxies" / f"{name}.exr"
     tex_path.parent.mkdir(parents=True, exist_ok=True)

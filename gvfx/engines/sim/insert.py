@@ -73,6 +73,7 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
     pos = np.asarray(anchor.point, np.float64) + np.asarray(anchor.normal, np.float64) * (radius + 1e-4)
     vel = np.asarray(p["velocity_mps"], np.float64).copy()
     omega = np.zeros(3)
+    rot = np.eye(3)  # the body's world rotation (rolling), for the 3D proxies
     spin = 0.0
     asleep = False
     sub = int(p["substeps"])
@@ -85,10 +86,12 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
         view_axis = ctx.camera.transform(float(f))[:3, 2]  # camera +Z (towards the viewer), world
         track = np.empty((sub, 1, 3), np.float32)
         spins = np.empty(sub, np.float64)
+        rots = np.empty((sub, 3, 3), np.float64)
         snap = {}
         for k in range(sub):
             track[k, 0] = pos
             spins[k] = spin
+            rots[k] = rot
             if k == 0:
                 snap = dict(pos=pos.astype(np.float32), vel=vel.astype(np.float32), omega=omega.astype(np.float32),
                             spin_rad=np.float64(spin), asleep=np.bool_(asleep), radius_m=np.float64(radius))
@@ -120,9 +123,43 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
                     asleep = True
             pos = new
             spin += float(omega @ view_axis) * dt
-        cache.write(f, track=track, track_alive=np.ones((sub, 1), bool), spin_track=spins, **snap)
+            rot = _rotvec(omega * dt) @ rot
+        cache.write(f, track=track, track_alive=np.ones((sub, 1), bool), spin_track=spins, rot_track=rots, **snap)
         if progress is not None:
             progress(i + 1, len(frames), f"insert frame {f}")
+
+
+def _rotvec(v: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation by the rotation vector ``v`` (axis times angle, radians): Rodrigues."""
+    a = float(np.linalg.norm(v))
+    if a < 1e-12:
+        return np.eye(3)
+    k = v / a
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * kx @ kx
+
+
+def sample_rotation(entries: dict[int, dict], t: float) -> np.ndarray:
+    """(3, 3) body rotation at sub-frame ``t`` from the cached ``rot_track`` (nearest earlier sub-step,
+    then turned on by the remaining fraction towards the next; identity for caches without it)."""
+    keys = sorted(entries)
+    e = min(max(int(np.floor(t)), keys[0]), keys[-1])
+    d = entries[e]
+    if "rot_track" not in d:
+        return np.eye(3)
+    rt = d["rot_track"]
+    kk = rt.shape[0]
+    x = min(max((t - e) * kk, 0.0), kk)
+    k = min(int(np.floor(x)), kk - 1)
+    a = rt[k].astype(np.float64)
+    if k + 1 < kk:
+        b = rt[k + 1]
+    elif e + 1 in entries and "rot_track" in entries[e + 1]:
+        b = entries[e + 1]["rot_track"][0]
+    else:
+        return a
+    u, _, vt = np.linalg.svd(a + (b.astype(np.float64) - a) * (x - k))  # blend, back onto rotations
+    return u @ vt
 
 
 def validate(spec: ElementSpec, ctx: PlateContext | None = None) -> None:
@@ -261,7 +298,8 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
 
         p = resolved_params(EFFECTS["insert"], spec.params)
         entries = read_entries(cache, np.concatenate([times, times + 1.0, times - 1.0]))
-        return render_3d(spec, ctx, anchor, frame, cache, p, _built(spec, kind), frames, times, entries, _sample)
+        return render_3d(spec, ctx, anchor, frame, cache, p, _built(spec, kind), frames, times, entries, _sample,
+                         sample_rotation)
     ref = _card_cutout(_reference_path(spec))
     entries = read_entries(cache, times)
     radius = float(entries[frame]["radius_m"])

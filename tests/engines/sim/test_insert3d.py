@@ -135,3 +135,24 @@ def test_renders_are_deterministic(shot, can_png, tmp_path):
     insert.simulate(spec, ctx, anchor, cache)
     again = insert.render(spec, ctx, anchor, FRAMES[3], cache)
     assert np.array_equal(again.rgba, out[FRAMES[3]].rgba)
+
+
+def test_a_rolling_sphere_collider_turns_the_3d_proxy_without_slipping(can_png, tmp_path):
+    """Rolling without slipping: the body turns by distance / radius about the axis n x v."""
+    track = orbit_track(FRAMES)
+    ctx = plate_context(track)
+    anchor = Anchor(np.zeros(3), UP, UP, HEIGHT_M)
+    spec = ElementSpec("can", "insert", reference=can_png, size_m=HEIGHT_M, shutter_frames=0.0,
+                       params={"collider": "sphere", "velocity_mps": (0.6, 0.0, 0.0), "friction": 0.0})
+    cache = SimCache(tmp_path / "roll")
+    insert.simulate(spec, ctx, anchor, cache)
+    a, b = cache.read(FRAMES[2]), cache.read(FRAMES[6])
+    dist = float(b["pos"][0] - a["pos"][0])
+    assert dist > 0.05
+    rel = b["rot_track"][0] @ a["rot_track"][0].T
+    angle = np.arccos(np.clip((np.trace(rel) - 1) / 2, -1, 1))
+    assert angle == pytest.approx(dist / (HEIGHT_M / 2), rel=0.05)
+    axis = np.array([rel[2, 1] - rel[1, 2], rel[0, 2] - rel[2, 0], rel[1, 0] - rel[0, 1]])
+    assert axis[2] < 0 and abs(axis[2]) > 0.99 * np.linalg.norm(axis)  # rolling +x on a y-up floor: about -z
+    ef = insert.render(spec, ctx, anchor, FRAMES[6], cache)
+    assert ef.rgba[..., 3].max() > 0.99

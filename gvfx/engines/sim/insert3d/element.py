@@ -78,16 +78,19 @@ def _plate_mean(ctx_id: int, image, frame: int) -> np.ndarray | None:
 
 
 def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache, p: dict,
-              built: BuiltProxy, frames: list[int], times: np.ndarray, entries: dict, sample) -> ElementFrame:
-    """Render the element's proxy at ``frame`` (``sample(entries, t)`` gives the collider's centre)."""
+              built: BuiltProxy, frames: list[int], times: np.ndarray, entries: dict, sample,
+              sample_rotation) -> ElementFrame:
+    """Render the element's proxy at ``frame``: ``sample(entries, t)`` gives the collider's centre,
+    ``sample_rotation(entries, t)`` its rolling rotation; the proxy turns about its own middle."""
     proxy = scaled_proxy(built, spec, p)
     rot = orientation(spec, ctx, anchor, p, frames[0])
     radius = float(entries[frame]["radius_m"])
-    lift = rot[:, 1] * radius
+    mid_local = np.array([0.0, radius, 0.0])  # the collider's centre in object space (base + size_m / 2)
 
     def pose_at(t: float) -> Pose:
         centre, _ = sample(entries, t)
-        return Pose(rot, np.asarray(centre, np.float64) - lift)
+        r = sample_rotation(entries, t) @ rot
+        return Pose(r, np.asarray(centre, np.float64) - r @ mid_local)
 
     f = int(min(max(frame, ctx.frames[0]), ctx.frames[-1]))
     plate_z = ctx.depth(f)
@@ -103,12 +106,11 @@ def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, 
 
 @dataclass(frozen=True)
 class LayoutProxy:
-    """What a USD layout needs of a 3D insert: the scaled proxy (object space), its fixed rotation
-    (3, 3) object-to-world and its base position (3,) world per simulated frame."""
+    """What a USD layout needs of a 3D insert: the scaled proxy (object space) and, per simulated frame,
+    its pose: rotation (3, 3) object-to-world and translation (3,) world."""
 
     proxy: Proxy
-    rotation: np.ndarray
-    base_by_frame: dict[int, np.ndarray]
+    pose_by_frame: dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 def layout_proxy(spec: ElementSpec, ctx: PlateContext, cache_dir: Path) -> LayoutProxy | None:
@@ -126,9 +128,10 @@ def layout_proxy(spec: ElementSpec, ctx: PlateContext, cache_dir: Path) -> Layou
     first, last = meta["frames"]
     rot = orientation(spec, ctx, anchor, p, int(first))
     proxy = scaled_proxy(insert._built(spec, kind), spec, p)
-    bases = {}
+    poses = {}
     for f in range(int(first), int(last) + 1):
         if cache.has(f):
             d = cache.read(f)
-            bases[f] = np.asarray(d["pos"], np.float64) - rot[:, 1] * float(d["radius_m"])
-    return LayoutProxy(proxy, rot, bases)
+            r = (np.asarray(d["rot_track"][0], np.float64) if "rot_track" in d else np.eye(3)) @ rot
+            poses[f] = (r, np.asarray(d["pos"], np.float64) - r @ np.array([0.0, float(d["radius_m"]), 0.0]))
+    return LayoutProxy(proxy, poses)
