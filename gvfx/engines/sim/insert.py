@@ -52,6 +52,8 @@ EFFECTS: dict[str, EffectInfo] = {
         Param("aa_samples", int, 4, "minimum render samples per pixel (anti-aliasing, shared with motion blur)",
               1, 9),
         Param("light_dir", tuple, None, "world direction towards the key light (default: the match stage's)"),
+        Param("plate_mean_rgb", tuple, None, "the plate's mean colour, for the light level and ambient (default: "
+              "given by gvfx render; none = neutral)"),
         Param("velocity_mps", tuple, (0.0, 0.0, 0.0), "initial velocity, world m/s"),
         Param("restitution", float, 0.35, "bounciness (0..1)", 0.0, 1.0),
         Param("friction", float, 0.3, "rolling (sphere) or sliding (box) resistance", 0.0, 1.0),

@@ -9,7 +9,6 @@ frame, turned by ``facing_deg`` about the up axis.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,17 +65,6 @@ def orientation(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, p: dict, s
     return np.stack([right, up, fwd], axis=1)
 
 
-@functools.lru_cache(maxsize=4)
-def _plate_mean(ctx_id: int, image, frame: int) -> np.ndarray | None:
-    try:
-        img = image(frame)
-    except Exception as exc:  # noqa: BLE001 - no plate colour is not fatal: the ambient is then neutral
-        log.warning("insert: plate image of frame %d unreadable for the ambient light (%s)", frame, exc)
-        return None
-    px = np.asarray(img, np.float64)[..., :3]
-    return px[::4, ::4].reshape(-1, 3)
-
-
 def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache, p: dict,
               built: BuiltProxy, frames: list[int], times: np.ndarray, entries: dict, sample,
               sample_rotation) -> ElementFrame:
@@ -94,8 +82,9 @@ def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, 
 
     f = int(min(max(frame, ctx.frames[0]), ctx.frames[-1]))
     plate_z = ctx.depth(f)
-    mid = ctx.frames[len(ctx.frames) // 2]
-    plate_px = None if ctx.image is None else _plate_mean(id(ctx), ctx.image, mid)
+    # the plate's mean colour comes from the job (the display window's middle frame), never from this
+    # canvas: an overscan canvas's padded edges would change it
+    plate_px = None if p.get("plate_mean_rgb") is None else np.asarray(p["plate_mean_rgb"], np.float64)[None]
     lighting = plate_lighting(light_direction(p if p.get("light_dir") is not None else {}), anchor.up, plate_px)
     fr = render_proxy(proxy, pose_at, ctx.camera, frame, times, ctx.width, ctx.height, lighting,
                       plate_z=plate_z, aa_samples=int(p["aa_samples"]))
