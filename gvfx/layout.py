@@ -12,7 +12,8 @@ What a layout artist or lighter opens to see where gvfx put things, in any USD t
   ``Bounds`` ``UsdGeom.Cube`` scaled to the volume. Both carry the element's active version as a
   texture; the card's ``st`` is time-sampled to where its corners fall in the camera's image, so the
   full-frame element EXR lands on the card where it is seen through the camera (a camera projection
-  baked per frame, affine across the quad);
+  baked per frame, affine across the quad); a 3D ``insert`` also gets ``Proxy``, its proxy mesh with
+  its simulated motion and a UsdPreviewSurface material, the card then hidden;
 - Y up, metres, start/end time codes and fps of the shot. Paths are relative to the layout file when
   the sequences are inside the shot folder. Textures are scene-linear EXRs (``sourceColorSpace raw``).
 """
@@ -65,6 +66,8 @@ class LayoutElement:
     position: tuple[float, float, float]
     size_m: float
     volume: bool = False
+    #: a 3D insert's proxy and animation (gvfx.engines.sim.insert3d.element.LayoutProxy), else None
+    proxy: object | None = None
 
 
 def _pxr():
@@ -245,6 +248,9 @@ def write_layout(path: str | Path, *, camera: CameraTrack, fps: float, plate: La
         st = _projected_st(camera, local + pos, tuple(f for f in el.sequence.frames if f in cam_frames))
         card = _quad(stage, f"{base}/Card", local, st)
         _bind(card.GetPrim(), mat)
+        if el.proxy is not None:
+            _proxy_mesh(stage, base, el.name, el.proxy, pos, root, el.sequence.frames)
+            card.CreateVisibilityAttr("invisible")  # the mesh is the object; the card stays for reference
         if el.volume:
             cube = UsdGeom.Cube.Define(stage, f"{base}/Bounds")
             cube.CreateSizeAttr(1.0)
@@ -256,6 +262,61 @@ def write_layout(path: str | Path, *, camera: CameraTrack, fps: float, plate: La
     atomic_write_text(out, stage.GetRootLayer().ExportToString())
     log.info("wrote layout %s (%d elements)", out, len(elements))
     return out
+
+
+def _proxy_mesh(stage, base: str, name: str, lp, anchor: np.ndarray, root: Path, frames: tuple[int, ...]):
+    """Define ``{base}/Proxy``, a 3D insert's proxy mesh, from ``lp``
+    (:class:`gvfx.engines.sim.insert3d.element.LayoutProxy`): object-space points, face-varying ``st``,
+    a time-sampled transform relative to the element's Xform at ``anchor``, and a UsdPreviewSurface whose
+    ``diffuseColor`` is the proxy's texture (``proxies/NAME.exr`` next to the layout, ``raw``)."""
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    from gvfx.exr import write_layers
+
+    pr = lp.proxy
+    mesh = UsdGeom.Mesh.Define(stage, f"{base}/Proxy")
+    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(pr.verts, np.float32)))
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray([3] * len(pr.faces)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray(pr.faces.astype(int).ravel().tolist()))
+    mesh.CreateExtentAttr([Gf.Vec3f(*map(float, pr.verts.min(0))), Gf.Vec3f(*map(float, pr.verts.max(0)))])
+    mesh.CreateSubdivisionSchemeAttr("none")
+    mesh.CreateDoubleSidedAttr(not pr.closed)
+    st = pr.face_uv.reshape(-1, 2).astype(np.float32).copy()
+    st[:, 1] = 1.0 - st[:, 1]  # USD st: t up
+    pv = UsdGeom.PrimvarsAPI(mesh.GetPrim()).CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray,
+                                                           UsdGeom.Tokens.faceVarying)
+    pv.Set(Vt.Vec2fArray.FromNumpy(st))
+    op = mesh.AddTransformOp()
+    for f in sorted(lp.pose_by_frame):
+        if frames and not (frames[0] <= f <= frames[-1]):
+            continue
+        rot, t = lp.pose_by_frame[f]
+        m = np.eye(4)
+        m[:3, :3] = rot.T  # USD matrices act on row vectors: p_world = p_local @ M
+        m[3, :3] = t - anchor
+        op.Set(Gf.Matrix4d(m.tolist()), Usd.TimeCode(f))
+    tex_path = root / "proxies" / f"{name}.exr"
+    tex_path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.ascontiguousarray(pr.texture[..., :3], np.float32)
+    write_layers(tex_path, rgba=np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1))
+    path = f"/World/Looks/{name}_proxy"
+    mat = UsdShade.Material.Define(stage, path)
+    surf = UsdShade.Shader.Define(stage, f"{path}/PreviewSurface")
+    surf.CreateIdAttr("UsdPreviewSurface")
+    surf.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.8)
+    reader = UsdShade.Shader.Define(stage, f"{path}/stReader")
+    reader.CreateIdAttr("UsdPrimvarReader_float2")
+    reader.CreateInput("varname", Sdf.ValueTypeNames.String).Set("st")
+    tex = UsdShade.Shader.Define(stage, f"{path}/Texture")
+    tex.CreateIdAttr("UsdUVTexture")
+    tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.CreateOutput("result", Sdf.ValueTypeNames.Float2))
+    tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("raw")
+    tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(Sdf.AssetPath(f"./proxies/{name}.exr"))
+    surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3))
+    mat.CreateSurfaceOutput().ConnectToSource(surf.ConnectableAPI(), "surface")
+    UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(mat)
+    log.info("layout: %s as a %d-triangle %s proxy mesh", name, len(pr.faces), pr.kind)
+    return mesh
 
 
 def _anchor(cache_dir: Path) -> tuple[float, float, float] | None:
@@ -283,6 +344,19 @@ def _unprojected_anchor(job: "Job", plate: "Plate", spec) -> tuple[float, float,
         return None
 
 
+def _insert_proxy(spec, plate: "Plate", cache_dir: Path):
+    """A sim insert's 3D proxy for the layout (None for a card, another engine, or on failure, said so)."""
+    if spec.engine != "sim":
+        return None
+    try:
+        from gvfx.engines.sim.insert3d.element import layout_proxy
+
+        return layout_proxy(spec, plate.context(), cache_dir)
+    except GvfxError as exc:
+        log.warning("layout: element %s drawn as a card, its proxy failed (%s)", spec.name, exc)
+        return None
+
+
 def write_shot_layout(path: str | Path, *, job: "Job", plate: "Plate", timeline: str | Path) -> Path:
     """The layout of a shot: the job's camera and plate, each element's active version in ``timeline``."""
     from gvfx.timeline import active_versions
@@ -303,8 +377,9 @@ def write_shot_layout(path: str | Path, *, job: "Job", plate: "Plate", timeline:
             pos = _unprojected_anchor(job, plate, spec)
         if pos is None:
             continue
+        proxy = _insert_proxy(spec, plate, job.output / cache) if cache and spec.effect == "insert" else None
         elements.append(LayoutElement(spec.name, LayoutSequence(pattern, tuple(range(seq.start_frame, seq.end_frame + 1))),
-                                      pos, float(spec.size_m), spec.effect in VOLUME_EFFECTS))
+                                      pos, float(spec.size_m), spec.effect in VOLUME_EFFECTS, proxy))
     return write_layout(path, camera=plate.camera, fps=job.fps,
                         plate=LayoutSequence(plate.sequence.pattern, tuple(plate.frames)), elements=elements)
 

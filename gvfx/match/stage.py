@@ -430,7 +430,12 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     hold = _holdout.combine_holdouts(dh, engine_hold, settings.holdout_mode if pz is not None else "engine")
     hold = np.where(rgba[..., 3] > 0, hold, 0.0).astype(np.float32)
 
-    if pz is not None and track is not None and estimates.light_dir is not None and estimates.shadows:
+    if "shadow" in ef.extra:  # an engine that knows its element's true shape casts its own shadow (3D insert)
+        cast = np.clip(np.nan_to_num(np.asarray(ef.extra["shadow"], np.float32)), 0.0, 1.0)
+        touch = np.clip(np.nan_to_num(np.asarray(ef.extra.get("contact", 0.0), np.float32)), 0.0, 1.0)
+        shadow = 1.0 - (1.0 - settings.shadow_strength * cast) * (1.0 - settings.contact_strength * touch)
+        shadow = np.broadcast_to(shadow, (h, w)).astype(np.float32)
+    elif pz is not None and track is not None and estimates.light_dir is not None and estimates.shadows:
         # emissive volumes give the alpha they absorb light with: no shadow where they glow
         occ = ef.extra.get("shadow_alpha")
         occ = rgba[..., 3] if occ is None else np.minimum(np.asarray(occ, np.float32), rgba[..., 3])
@@ -442,7 +447,7 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     else:
         shadow = np.zeros((h, w), np.float32)
 
-    extra = {k: v for k, v in ef.extra.items() if k not in ("motion", "shadow_alpha")}
+    extra = {k: v for k, v in ef.extra.items() if k not in ("motion", "shadow_alpha", "shadow", "contact")}
     extra.update(_emitted_layers(ef, rgba, pz, track, frame, prgb, settings))  # emission, platelight
     lay = _lens.redistort_layers({"rgba": rgba, "z": z, "holdout": hold, "shadow": shadow, "motion": mv, **extra},
                                  distort_src_px)

@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -195,6 +195,25 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
                     light_hint=em.spec.params.get("light_dir"), cache=shared, effect=em.spec.effect)
 
 
+def _with_light(spec: ElementSpec, estimates, engine, plate_rgb: np.ndarray | None = None) -> ElementSpec:
+    """The spec with the shot's light for effects that take it and were not given it (params whose
+    default is None: the 3D insert, shaded and casting its shadow from the light the match stage uses):
+    ``light_dir`` from the match estimates, ``plate_mean_rgb`` the middle frame's mean colour."""
+    info = engine.effects().get(spec.effect) if hasattr(engine, "effects") else None
+    if info is None:
+        return spec
+    takes = {p.name for p in info.params if p.default is None}
+    add = {}
+    if "light_dir" in takes and spec.params.get("light_dir") is None and getattr(estimates, "light_dir", None):
+        add["light_dir"] = tuple(estimates.light_dir)
+    if "plate_mean_rgb" in takes and spec.params.get("plate_mean_rgb") is None and plate_rgb is not None:
+        px = np.asarray(plate_rgb, np.float64)[::4, ::4].reshape(-1, 3)
+        px = px[np.isfinite(px).all(axis=1)]
+        if len(px):
+            add["plate_mean_rgb"] = tuple(round(float(x), 6) for x in px.mean(axis=0))
+    return replace(spec, params={**spec.params, **add}) if add else spec
+
+
 SHOT_LOCK_NAME = ".gvfx.lock"
 
 
@@ -275,6 +294,7 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
     for i, spec in enumerate(job.elements):
         em = ems[spec.name]
         em.estimates = _match_estimates(plate, all_frames, em, engines[spec.name], caches[spec.name], shared)
+        em.spec = _with_light(em.spec, em.estimates, engines[spec.name], shared["sample"].rgb)
         prog("match estimates", i + 1, len(job.elements))
 
     # 2. versions

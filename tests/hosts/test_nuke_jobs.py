@@ -207,7 +207,9 @@ def test_knob_specs_come_from_the_snapshot():
     b = specs[P.param_knob_name("sim", "fire", "buoyancy")]
     assert (b["class"], b["default"], b["min"], b["max"]) == ("Double_Knob", 6.0, 0.0, 100.0)
     assert specs[P.param_knob_name("sim", "insert", "proxy")]["class"] == "Enumeration_Knob"
-    assert specs[P.param_knob_name("sim", "insert", "proxy")]["choices"] == ["sphere", "box"]
+    assert specs[P.param_knob_name("sim", "insert", "proxy")]["choices"][:5] == ["auto", "lathe", "inflate", "card",
+                                                                                 "mesh"]
+    assert specs[P.param_knob_name("sim", "insert", "collider")]["choices"] == ["auto", "sphere", "box"]
     assert specs[P.param_knob_name("sim", "debris", "albedo")]["class"] == "Color_Knob"
     assert specs[P.param_knob_name("sim", "fire", "wind")]["class"] == "XYZ_Knob"
     assert specs[P.param_knob_name("sim", "sparks", "count")]["class"] == "Int_Knob"

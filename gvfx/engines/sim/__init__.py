@@ -62,15 +62,23 @@ class SimEngine:
         return fams[spec.effect]
 
     def validate(self, spec: ElementSpec, ctx: PlateContext) -> None:
-        self._module(spec)
+        mod = self._module(spec)
         if spec.size_m <= 0:
-            raise InputError(f"elements[{spec.name}].size_m: {spec.size_m} must be positive")
+            raise InputError(f"elements[{spec.name}].size_m: {spec.size_m} must be positive",
+                             hint="give the element's size in metres (for an insert: the object's height)")
         if spec.start_frame is not None and spec.start_frame > ctx.frames[-1]:
             raise InputError(f"elements[{spec.name}].start_frame: {spec.start_frame} is after the plate's last "
                              f"frame {ctx.frames[-1]}")
         if spec.reference is not None and not Path(spec.reference).is_file():
             raise InputError(f"elements[{spec.name}].reference: file not found", path=spec.reference)
         self.anchor(spec, ctx)
+        if hasattr(mod, "validate"):
+            mod.validate(spec, ctx)
+
+    def metadata(self, spec: ElementSpec) -> dict:
+        """Effect-specific EXR metadata (e.g. the insert's proxy kind), empty for most effects."""
+        mod = self._module(spec)
+        return dict(mod.metadata(spec)) if hasattr(mod, "metadata") else {}
 
     def anchor(self, spec: ElementSpec, ctx: PlateContext) -> Anchor:
         """Where the element sits: a world point on the plate's surface with its normal."""
