@@ -319,7 +319,8 @@ def read_usd_camera(path: str | Path, width: int, height: int, *, prim_path: str
     if vap0 > 0 and abs(vap0 * to_mm / hap0 - height / width) > 1e-3:
         log.info("%s: film back aspect %.4f differs from the plate's %.4f; gvfx fits the horizontal aperture",
                  p, vap0 * to_mm / hap0, height / width)
-    offset_px = (offsets[0][0] * width, -offsets[0][1] * width)
+    # the offset moves the film window: the principal point moves the other way (Gf.Camera's frustum)
+    offset_px = (-offsets[0][0] * width, offsets[0][1] * width)
     camera = Camera(focals[0], hap0, width, height, center_offset_px=offset_px)
     varying = max(focals) - min(focals) > 1e-6
     return CameraTrack(camera, tuple(frame_list), np.stack(mats), tuple(focals) if varying else None,
@@ -342,8 +343,8 @@ def author_usd_camera(stage, track: CameraTrack, prim_path: str):
     c = track.camera
     cam.GetHorizontalApertureAttr().Set(float(c.haperture_mm * k))
     cam.GetVerticalApertureAttr().Set(float(c.vaperture * k))
-    cam.GetHorizontalApertureOffsetAttr().Set(float(c.center_offset_px[0] / c.width * c.haperture_mm * k))
-    cam.GetVerticalApertureOffsetAttr().Set(float(-c.center_offset_px[1] / c.width * c.haperture_mm * k))
+    cam.GetHorizontalApertureOffsetAttr().Set(float(-c.center_offset_px[0] / c.width * c.haperture_mm * k))
+    cam.GetVerticalApertureOffsetAttr().Set(float(c.center_offset_px[1] / c.width * c.haperture_mm * k))
     op = cam.AddTransformOp()
     focal_attr = cam.GetFocalLengthAttr()
     for i, frame in enumerate(track.frames):

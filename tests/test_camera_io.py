@@ -338,3 +338,26 @@ def test_usd_bad_apertures_are_one_line(tmp_path, attr, value, msg):
     with pytest.raises(CameraError, match=msg) as exc:
         read_usd_camera(p, W, H)
     assert "bad_back.usda" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_usd_projection_matches_usds_own_frustum(tmp_path):
+    """USD's Gf.Camera (lens, back and aperture offsets) projects a point where gvfx does."""
+    from pxr import Gf, Usd, UsdGeom
+    p = tmp_path / "offset.usda"
+    stage = Usd.Stage.CreateNew(str(p))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    cam = UsdGeom.Camera.Define(stage, "/cam")
+    cam.AddTranslateOp().Set(Gf.Vec3d(0.5, 1.0, 4.0))
+    for name, v in [("FocalLength", 0.4), ("HorizontalAperture", 0.36), ("VerticalAperture", 0.2025),
+                    ("HorizontalApertureOffset", 0.02), ("VerticalApertureOffset", -0.013)]:
+        getattr(cam, f"Get{name}Attr")().Set(v)
+    stage.GetRootLayer().Save()
+    tr = read_usd_camera(p, W, H)
+    gf = cam.GetCamera(Usd.TimeCode.Default())
+    view_proj = gf.frustum.ComputeViewMatrix() * gf.frustum.ComputeProjectionMatrix()
+    for point in ([0.3, 1.2, -2.0], [-1.0, 0.4, 0.5], [2.0, 2.0, -6.0]):
+        ndc = view_proj.Transform(Gf.Vec3d(*point))  # x, y in [-1, 1], y up
+        want = [(ndc[0] + 1) / 2 * W, (1 - ndc[1]) / 2 * H]
+        uv, _ = tr.project_world(np.array([point]), 1)
+        np.testing.assert_allclose(uv[0], want, atol=1e-3)
