@@ -52,8 +52,17 @@ def _report(node, exc: Exception) -> None:
 
 # ---------------------------------------------------------------- inputs
 
+def knob_value(knob):
+    """A knob's value; array knobs (XYZ, Color...) as a list read by index, since ``value()`` returns one
+    float when all components are equal (Foundry, nuke.Array_Knob)."""
+    size = knob.arraySize() if hasattr(knob, "arraySize") else 1
+    if size > 1:
+        return [knob.value(i) for i in range(size)]
+    return knob.value()
+
+
 def gather_knobs(node) -> dict:
-    return {name: knob.value() for name, knob in node.knobs().items()}
+    return {name: knob_value(knob) for name, knob in node.knobs().items()}
 
 
 def _input(node, kind: str, name: str):
@@ -293,7 +302,8 @@ def _match_versions(paths: J.ShotPaths) -> dict:
     names = sorted((p.name for p in root.iterdir() if re.fullmatch(r"v\d{3,}", p.name)), key=lambda n: int(n[1:])) \
         if root.is_dir() else []
     vs = [{"version": n, "status": "complete" if (root / n / "done").exists() else "partial",
-           "pattern": str(root / n / "element.####.exr"), "frames": _match_frames(root / n)} for n in names]
+           "pattern": str(root / n / "element.####.exr"), "comp_pattern": str(root / n / "comp.####.exr"),
+           "frames": _match_frames(root / n)} for n in names]
     return {"elements": {"match": {"kind": "element", "current": names[-1] if names else None, "versions": vs}}}
 
 
@@ -350,8 +360,7 @@ def _match_done(run: Run, out_dir: Path, stdout: str) -> None:
     est = J.parse_match_estimates(stdout)
     node["estimates"].setValue(J.format_estimates(est))
     (out_dir / "estimates.json").write_text(json.dumps(est, indent=1))
-    refresh_versions(node, select=out_dir.name)
-    N.set_read(node, str(out_dir / "element.####.exr"), list(run.frames))
+    refresh_versions(node, select=out_dir.name)  # shows the version's comp (or element: the "show" knob)
     node["status"].setValue(f"{out_dir.name} done")
 
 

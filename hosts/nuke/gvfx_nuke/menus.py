@@ -14,12 +14,21 @@ def _call(module: str, func: str):
 
         try:
             mod = importlib.import_module(f"gvfx_nuke.{module}")
+            return getattr(mod, func)()
         except ImportError as exc:
             nuke.message(f"GVFX could not load: {exc}")
             return None
-        return getattr(mod, func)()
+
     run.__name__ = f"gvfx_{func}"
     return run
+
+
+def _optional(what: str, fn) -> None:
+    """Run one optional part of start-up; a failure is one line in the terminal, never an exception."""
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - Nuke's start-up must go on whatever this part does
+        print(f"GVFX: {what} not available: {type(exc).__name__}: {exc}")
 
 
 ENTRIES = (("GVFX Element", "nodes", "create_element"), ("GVFX Insert", "nodes", "create_insert"),
@@ -44,4 +53,10 @@ def build() -> None:
         toolbar.addCommand(label, _call(module, func))
     menu.addSeparator()
     menu.addCommand("gvfx panel", _call("panel", "show"))
-    _call("panel", "register")()
+
+    def register_panel():
+        from gvfx_nuke import panel
+
+        panel.register()
+
+    _optional("the gvfx panel", register_panel)
