@@ -37,7 +37,8 @@ def select_binding(available: Callable[[str], bool] = _importable, forced: str |
         if forced not in BINDINGS:
             raise QtBindingError(f"GVFX_QT={forced!r}: use one of {', '.join(BINDINGS)}")
         if not available(forced):
-            raise QtBindingError(f"GVFX_QT={forced}, but {forced} cannot be imported")
+            raise QtBindingError(f"GVFX_QT={forced}, but {forced} cannot be imported (gvfx's panel needs "
+                                 "PySide6 or PySide2: unset GVFX_QT to use the one Nuke ships)")
         return forced
     for name in BINDINGS:
         if available(name):

@@ -96,13 +96,26 @@ def _mask_samples(mask, width: int, height: int, frame: int) -> list:
     return out
 
 
+def _working_space(root) -> str:
+    """Root's working space, an OCIO role resolved through the script's own OCIO config."""
+    from gvfx_nuke.colorspace import resolve_working_space
+
+    def knob(name: str) -> str:
+        k = root.knob(name)
+        return str(k.value()) if k is not None else ""
+
+    ws = knob("workingSpaceLUT") or "linear"
+    return resolve_working_space(ws, color_management=knob("colorManagement"), ocio_config=knob("OCIO_config"),
+                                 config_path=knob("customOCIOConfigPath"))
+
+
 def input_context(node, kind: str, knobs: dict) -> tuple[J.InputContext, tuple[int, int], J.ShotPaths]:
     """What the node's inputs and the script say, validated; no files are written yet."""
     plate = _input(node, kind, "plate")
     if plate is None:
         raise P.KnobError("plate", "connect a plate to input 0 (plate)")
     root = nuke.root()
-    ws = root["workingSpaceLUT"].value() if root.knob("workingSpaceLUT") is not None else "linear"
+    ws = _working_space(root)
     rng = (int(plate.firstFrame()), int(plate.lastFrame()))
     frames = J.resolve_frame_range(knobs.get("frame_range", "input"), knobs.get("first"), knobs.get("last"), rng)
     width, height = int(plate.width()), int(plate.height())

@@ -8,7 +8,7 @@ _installed = False
 
 
 def _call(module: str, func: str):
-    """A menu command that imports lazily and shows a failed import as a message with the fix."""
+    """A menu command that imports lazily; a failure (an import, a missing Qt binding) is a message."""
     def run():
         import importlib
 
@@ -17,6 +17,9 @@ def _call(module: str, func: str):
             return getattr(mod, func)()
         except ImportError as exc:
             nuke.message(f"GVFX could not load: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - a menu entry shows one line, never a traceback
+            nuke.message(f"GVFX: {exc}")
             return None
 
     run.__name__ = f"gvfx_{func}"

@@ -114,6 +114,9 @@ def show():
             pane.add(_panel)
         return _panel
     panel = panels.restorePanel(PANEL_ID)  # a new panel, already added to the current pane
+    if panel is None:  # registration failed at start-up: try again, raising its reason (e.g. no Qt binding)
+        register()
+        panel = panels.restorePanel(PANEL_ID)
     if panel is None:
         raise RuntimeError("the gvfx panel is not registered (GVFX menu set-up failed: see the terminal)")
     _panel = panel.addToPane(pane) if pane is not None else panel

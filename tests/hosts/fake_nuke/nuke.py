@@ -314,9 +314,14 @@ class Node:
         elif self._class == "Axis":
             builtin = {"translate": XYZ_Knob("translate")}
         elif self._class == "Root":
+            # Project Settings > Color: colorManagement Nuke/OCIO, OCIO_config (built-in name or "custom"),
+            # customOCIOConfigPath; workingSpaceLUT may hold an OCIO role
             builtin = {"fps": Double_Knob("fps"), "workingSpaceLUT": String_Knob("workingSpaceLUT"),
+                       "colorManagement": String_Knob("colorManagement"), "OCIO_config": String_Knob("OCIO_config"),
+                       "customOCIOConfigPath": File_Knob("customOCIOConfigPath"),
                        "first_frame": Int_Knob("first_frame"), "last_frame": Int_Knob("last_frame")}
             builtin["fps"]._value, builtin["workingSpaceLUT"]._value = 24.0, "ACEScg"
+            builtin["colorManagement"]._value, builtin["OCIO_config"]._value = "OCIO", "aces_1.2"
             self.script_name = ""
         elif self._class == "Group":
             builtin = {"knobChanged": String_Knob("knobChanged")}
