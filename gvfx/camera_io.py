@@ -321,6 +321,8 @@ def read_usd_camera(path: str | Path, width: int, height: int, *, prim_path: str
                  p, vap0 * to_mm / hap0, height / width)
     # the offset moves the film window: the principal point moves the other way (Gf.Camera's frustum)
     offset_px = (-offsets[0][0] * width, offsets[0][1] * width)
+    if legacy:  # gvfx's old writer stored the principal-point offset with the opposite sign
+        offset_px = (-offset_px[0], -offset_px[1])
     camera = Camera(focals[0], hap0, width, height, center_offset_px=offset_px)
     varying = max(focals) - min(focals) > 1e-6
     return CameraTrack(camera, tuple(frame_list), np.stack(mats), tuple(focals) if varying else None,

@@ -300,6 +300,10 @@ def test_usd_legacy_gvfx_file_reads_as_mm(tmp_path):
     other.write_text(LEGACY_GVFX_CAMERA.replace("matrix4d xformOp:transform.timeSamples", "matrix4d xformOp:transform:a.timeSamples")
                      .replace('["xformOp:transform"]', '["xformOp:transform:a"]'))
     assert read_usd_camera(other, W, H).camera.focal_mm == pytest.approx(3500.0)
+    # the old writer's aperture offsets (principal point +12 px right) read back as it meant them
+    shifted = tmp_path / "old_shifted.usda"
+    shifted.write_text(LEGACY_GVFX_CAMERA.replace("horizontalApertureOffset = 0", f"horizontalApertureOffset = {12 / W * 36}"))
+    assert read_usd_camera(shifted, W, H).camera.center_offset_px[0] == pytest.approx(12.0)
     # an old layout.usda is known by gvfx's doc string
     lay = tmp_path / "old_layout.usda"
     lay.write_text(LEGACY_GVFX_CAMERA.replace('    defaultPrim = "World"', '    doc = "gvfx shot layout: camera"\n    defaultPrim = "Other"'))
