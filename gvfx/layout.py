@@ -3,7 +3,8 @@
 What a layout artist or lighter opens to see where gvfx put things, in any USD tool:
 
 - ``/World/Camera``: a ``UsdGeom.Camera`` with the plate's camera (time-sampled transform and focal
-  length, apertures in mm), as :func:`gvfx.camera_io.write_usd_camera` writes it;
+  length, lens and film back in tenths of a metre per UsdGeomCamera), as
+  :func:`gvfx.camera_io.write_usd_camera` writes it;
 - ``/World/Plate``: an Xform following the camera, holding ``Card``, a ``UsdGeom.Mesh`` quad filling
   the camera's view at :data:`PLATE_DISTANCE_M`, textured with the plate (``UsdUVTexture.inputs:file``
   time-sampled per frame);
@@ -153,25 +154,17 @@ def _quad(stage, path: str, corners_by_frame: dict[int, np.ndarray] | np.ndarray
 
 
 def _camera(stage, track: CameraTrack, path: str, transform_op_prims: list) -> None:
-    """The camera (as camera_io.write_usd_camera writes it) and the same transform on ``transform_op_prims``."""
+    """The camera (camera_io.author_usd_camera: spec units) and the same transform on ``transform_op_prims``."""
+    from gvfx.camera_io import author_usd_camera
+
     Gf, Sdf, Usd, UsdGeom, UsdShade, Vt = _pxr()
-    cam = UsdGeom.Camera.Define(stage, path)
-    c = track.camera
-    cam.GetHorizontalApertureAttr().Set(float(c.haperture_mm))
-    cam.GetVerticalApertureAttr().Set(float(c.vaperture))
-    cam.GetHorizontalApertureOffsetAttr().Set(float(c.center_offset_px[0] / c.width * c.haperture_mm))
-    cam.GetVerticalApertureOffsetAttr().Set(float(-c.center_offset_px[1] / c.width * c.haperture_mm))
+    cam = author_usd_camera(stage, track, path)
     cam.GetClippingRangeAttr().Set(Gf.Vec2f(0.01, float(PLATE_DISTANCE_M * 2)))
-    ops = [UsdGeom.Xformable(p).AddTransformOp() for p in [cam, *transform_op_prims]]
-    focal = cam.GetFocalLengthAttr()
+    ops = [UsdGeom.Xformable(p).AddTransformOp() for p in transform_op_prims]
     for i, frame in enumerate(track.frames):
         m = Gf.Matrix4d(track.cam_to_world[i].T.tolist())
         for op in ops:
             op.Set(m, Usd.TimeCode(frame))
-        if track.focal_mm is not None:
-            focal.Set(float(track.focal_mm[i]), Usd.TimeCode(frame))
-    if track.focal_mm is None:
-        focal.Set(float(c.focal_mm))
 
 
 def _plate_corners(track: CameraTrack, frame: int) -> np.ndarray:

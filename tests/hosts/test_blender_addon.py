@@ -330,3 +330,26 @@ def test_legacy_zip_installs_as_an_addon(shot, blender):
     r = _run(shot, blender, "legacy_install.py", "legacy", timeout=60)
     assert r["install"] == ["FINISHED"] and r["operators"] is True and r["settings"] == "IMAGE"
     assert r["prefs"] == str(r["_work"])
+
+
+@pytest.fixture(scope="module")
+def file_open(shot, blender):
+    return _run(shot, blender, "file_open.py", "file_open")
+
+
+def test_operator_cancel_removes_its_timer_and_stops_the_job(file_open):
+    f = file_open
+    assert f["cancel_started"] and f["had_timer"], f["_log"]
+    assert f["cancel_timer_after"] and f["cancel_active_after"] and f["cancel_requested"]
+    assert f["cancel_running_after"] is False
+    assert f["cancel_ended"] and f["cancel_state"] == "cancelled", f["_log"]  # the worker confirmed it
+
+
+def test_file_open_mid_job_stops_it(file_open):
+    f = file_open
+    assert f["open_started"] and f["saved_running"] is True, f["_log"]
+    assert f["open_active_after"] and f["open_requested"]
+    assert f["open_running_after"] and not any(f["open_running_after"])  # no stale "running" from the file
+    assert f["open_ended"] and f["open_state"] == "cancelled", f["_log"]
+    assert f["handlers_kept"] == [True, True]  # persistent: still there for the next File > Open
+    assert f["handlers_after_disable"] == []

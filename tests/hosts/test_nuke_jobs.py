@@ -179,7 +179,8 @@ def test_unsaved_script_and_bad_inputs():
 
 def test_colorspaces():
     assert J.colorspace_for_job("ACEScg") == "ACEScg"
-    assert J.colorspace_for_job("scene_linear") == "ACEScg"
+    with pytest.raises(P.KnobError, match="is an OCIO role"):  # never ACEScg by assumption
+        J.colorspace_for_job("scene_linear")
     assert J.colorspace_for_job("linear") == "lin_rec709"
     assert J.colorspace_for_job("") == "ACEScg"
     with pytest.raises(P.KnobError, match="working space 'sRGB' is not scene-linear"):
