@@ -44,8 +44,8 @@ from typing import Any, Callable
 import numpy as np
 
 from gvfx.engines.diffusion.runtime import Runtime
-from gvfx.engines.diffusion.stacks import MODES, StackManifest
-from gvfx.engines.diffusion.store import check_stack, offline
+from gvfx.engines.diffusion.stacks import MODES, StackManifest, variant_name
+from gvfx.engines.diffusion.store import check_stack, offline, resolve_variant
 from gvfx.engines.diffusion.video_windows import (crossfade_into, depth_to_control, pad_frames, plan_windows,
                                                   resize_frames, to_uint8, working_size)
 from gvfx.errors import CancelledError, EngineError, InputError
@@ -66,6 +66,8 @@ _ANIMATEDIFF_SCHEDULER = {"beta_schedule": "linear", "clip_sample": False, "time
 _CLASS_MODULES = ("diffusers", "transformers")
 
 _CACHE: dict[tuple[Any, ...], "LoadedVideoStack"] = {}
+#: the variant rule of the load in progress (``store.resolve_variant``); set by load_video_stack
+_VARIANT: dict[str, str] = {"v": "auto"}
 
 
 @dataclass
@@ -96,20 +98,21 @@ def clear_cache() -> None:
 
 
 def load_video_stack(stack_dir: Path, manifest: StackManifest, *, runtime: Runtime,
-                     allow_pickle: bool = False) -> LoadedVideoStack:
+                     allow_pickle: bool = False, variant: str = "auto") -> LoadedVideoStack:
     """Load the video stack in ``stack_dir`` described by ``manifest`` (``kind: video``) onto
     ``runtime``; cached per (folder, stack, device, dtype, memory plan, allow_pickle)."""
     if manifest.kind != "video" or manifest.family not in _LOADERS:
         raise EngineError(f"model stack {manifest.name!r} is a {manifest.kind} stack of family "
                           f"{manifest.family!r}; the video loader takes families {', '.join(_LOADERS)}")
     stack_dir = Path(stack_dir)
-    key = (str(stack_dir.resolve()), manifest.name, *runtime.key(), allow_pickle)
+    key = (str(stack_dir.resolve()), manifest.name, *runtime.key(), allow_pickle, variant)
     if key in _CACHE:
         return _CACHE[key]
     folders = check_stack(manifest, stack_dir, allow_pickle=allow_pickle)
     for role, folder in folders.items():
         _check_shards(manifest, role, folder)
     with offline():
+        _VARIANT["v"] = variant
         loaded = _LOADERS[manifest.family](stack_dir, manifest, folders, runtime, allow_pickle)
     log.info("video stack %s loaded from %s on %s (%s)", manifest.name, stack_dir, runtime.device, runtime.dtype)
     _CACHE[key] = loaded
@@ -157,6 +160,11 @@ def _load(manifest: StackManifest, folders: dict[str, Path], role: str, *, dtype
     if dtype is not None:  # models (tokenizers and schedulers take no dtype)
         kwargs["use_safetensors"] = None if allow_pickle else True
         kwargs["torch_dtype" if module == "diffusers" else "dtype"] = dtype
+        half = {"torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(str(dtype), "fp32")
+        v = resolve_variant(manifest, folders[role].parents[len(Path(manifest.components[role].folder).parts) - 1],
+                            role, _VARIANT["v"], half)
+        if v:
+            kwargs["variant"] = v
     kwargs.update(overrides)
     try:
         return cls.from_pretrained(str(folders[role]), **kwargs)
@@ -201,7 +209,8 @@ def _load_animatediff(stack_dir: Path, manifest: StackManifest, folders: dict[st
     if has_reference:
         ip, enc = manifest.components["ip_adapter"], manifest.components["image_encoder"]
         root = stack_dir / Path(ip.folder).parent
-        weight = next((f for f in ip.weight_files if (folders["ip_adapter"] / f).is_file()), None)
+        names = [n for f in ip.weight_files for n in (f, variant_name(f, "fp16"))]
+        weight = next((f for f in names if (folders["ip_adapter"] / f).is_file()), None)
         if weight is None and allow_pickle:  # check_stack let a pickled sibling through
             weight = next(p.name for p in folders["ip_adapter"].iterdir() if p.suffix in (".bin", ".pt", ".pth"))
         try:
