@@ -203,17 +203,19 @@ def screen_ellipse(spec: ElementSpec, ctx: PlateContext, anchor: Any, frame: int
 
 def call_pipeline(pipe: Any, kwargs: dict, *, stack: str, runtime: Any, width: int, height: int,
                   on_step: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                  cancel: Callable[[], bool] | None = None, frame: int | None = None) -> np.ndarray:
     """Run one diffusers pipeline call; returns (H, W, 3) float32 0..1. Progress per step through
     ``on_step(step, total)``; ``cancel()`` is checked after every step and stops the loop through the
     pipeline's ``_interrupt`` flag (diffusers' documented way), then :class:`CancelledError` is raised."""
     import torch
 
-    from gvfx.engines.diffusion.runtime import guard_oom
+    from gvfx.engines.diffusion.runtime import check_finite, guard_oom
 
     state = {"cancelled": False}
+    where = f"frame {frame}" if frame is not None else "image"
 
     def _on_step_end(p: Any, step: int, timestep: Any, cb_kwargs: dict) -> dict:
+        check_finite(cb_kwargs.get("latents"), stack, runtime, where, step + 1)
         total = int(getattr(p, "_num_timesteps", 0) or kwargs.get("num_inference_steps", 0))
         if on_step is not None:
             on_step(step + 1, total)
@@ -223,7 +225,7 @@ def call_pipeline(pipe: Any, kwargs: dict, *, stack: str, runtime: Any, width: i
         return cb_kwargs
 
     runtime.tile_vae(pipe, width, height)
-    with guard_oom(stack, runtime, width, height), torch.inference_mode():
+    with guard_oom(stack, runtime, width, height, what=where), torch.inference_mode():
         out = pipe(**kwargs, height=height, width=width, output_type="np", callback_on_step_end=_on_step_end)
     if state["cancelled"]:
         raise CancelledError("diffusion render cancelled")
@@ -297,7 +299,7 @@ class Run:
     def call(self, mode: str, kwargs: dict, width: int, height: int, index: int) -> np.ndarray:
         return call_pipeline(self.stack.pipeline(mode), kwargs, stack=self.stack.manifest.name,
                              runtime=self.stack.runtime, width=width, height=height,
-                             on_step=self.step_callback(index, mode), cancel=self.cancel)
+                             on_step=self.step_callback(index, mode), cancel=self.cancel, frame=self.frames[index])
 
 
 def to_pil(img: np.ndarray) -> Any:

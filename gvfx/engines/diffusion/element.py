@@ -36,10 +36,11 @@ FILL = 0.7
 
 
 def proxy_control(width: int, height: int) -> np.ndarray:
-    """(H, W, 3) depth control of the proxy: an ellipsoid filling ``FILL`` of the canvas, inverse depth
-    0.5 at its rim to 1 at its centre, 0 (far) around it."""
+    """(H, W, 3) depth control of the proxy: a sphere spanning ``FILL`` of the canvas' short side
+    (round on a non-square canvas too), inverse depth 0.5 at its rim to 1 at its centre, 0 (far) around it."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-    r2 = ((x - width / 2) / (FILL * width / 2)) ** 2 + ((y - height / 2) / (FILL * height / 2)) ** 2
+    radius = FILL * min(width, height) / 2
+    r2 = ((x - width / 2) / radius) ** 2 + ((y - height / 2) / radius) ** 2
     d = np.where(r2 < 1.0, 0.5 + 0.5 * np.sqrt(np.maximum(1.0 - r2, 0.0)), 0.0).astype(np.float32)
     return np.repeat(d[..., None], 3, axis=-1)
 

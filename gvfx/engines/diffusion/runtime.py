@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from gvfx.errors import EngineError, InputError
 
 __all__ = ["MemoryPlan", "Runtime", "choose_runtime", "plan_memory", "guard_oom", "DTYPES", "DEVICES",
-           "default_dtype", "stack_estimate", "free_gib"]
+           "default_dtype", "stack_estimate", "free_gib", "check_finite"]
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,19 @@ def choose_runtime(stack: Any, *, device: str = "auto", dtype: str = "auto", mem
     plan = plan_memory(est, free_gib(device), dtype, memory)
     log.info("diffusion runtime: %s %s, memory plan %s (%s)", device, dtype, plan.level, plan.reason)
     return Runtime(device, dtype, plan)
+
+
+def check_finite(latents: Any, stack: str, runtime: Runtime, where: str, step: int) -> None:
+    """Raise a clear :class:`EngineError` when ``latents`` hold NaN or Inf (``where``: "frame 1001",
+    "frames 1001-1016"): half precision overflowed, and every later step would only spread it."""
+    import torch
+
+    if latents is None or not torch.is_tensor(latents) or bool(torch.isfinite(latents).all()):
+        return
+    hint = ("run in bf16 (dtype: bf16, the default on cards that have it) or fp32" if runtime.dtype == "fp16"
+            else "run in fp32 (dtype: fp32)") + "; with SDXL in fp16 use the fp16-fix VAE (madebyollin/sdxl-vae-fp16-fix)"
+    raise EngineError(f"model stack {stack!r}: {where}: the latents hold NaN/Inf after denoising step {step} "
+                      f"({runtime.dtype} on {runtime.device})", hint=hint)
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gvfx.engines.diffusion.runtime import Runtime
+from gvfx.engines.diffusion.runtime import Runtime, check_finite
 from gvfx.engines.diffusion.stacks import MODES, StackManifest, variant_name
 from gvfx.engines.diffusion.store import check_stack, offline, resolve_variant
 from gvfx.engines.diffusion.video_windows import (crossfade_into, depth_to_control, pad_frames, plan_windows,
@@ -258,16 +258,27 @@ class _Window:
     steps: int
     strength: float
     guidance: float
+    control_scale: float = 1.0
+    ip_scale: float = REFERENCE_SCALE
+    first: int = 0  # index of the window's first frame in the shot
+
+    @property
+    def where(self) -> str:
+        return f"frames {self.first}-{self.first + len(self.frames) - 1} (shot indices)"
 
 
 def run_video(loaded: LoadedVideoStack, *, mode: str, frames_rgb: np.ndarray, depth: np.ndarray,
               mask: np.ndarray | None, reference_rgb: np.ndarray | None, prompt: str, negative_prompt: str,
               seed: int, steps: int, strength: float, guidance: float, window: int, overlap: int,
               callback: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None) -> np.ndarray:
+              cancel: Callable[[], bool] | None = None, control_scale: float = 1.0,
+              ip_scale: float = REFERENCE_SCALE) -> np.ndarray:
     """Generate ``(T, H, W, 3)`` float32 0..1 frames for ``mode`` (see the module doc) in windows of
     ``window`` frames sharing ``overlap`` frames. ``callback(done, total)`` after every denoising step;
-    ``cancel()`` is asked before every window and after every step and raises :class:`CancelledError`."""
+    ``cancel()`` is asked before every window and after every step and raises :class:`CancelledError`.
+    ``control_scale``: depth control strength (ControlNet / VACE context scale); ``ip_scale``: the
+    reference image's strength (AnimateDiff's IP-Adapter scale; Wan takes a VACE reference image at full
+    weight, so for Wan any ``ip_scale`` > 0 passes the reference and 0 drops it)."""
     _check_inputs(loaded, mode, frames_rgb, depth, mask, reference_rgb, steps, strength, window, overlap)
     n_frames, height, width = frames_rgb.shape[:3]
     size = working_size(height, width, loaded.manifest.resolution_multiple)
@@ -299,7 +310,8 @@ def run_video(loaded: LoadedVideoStack, *, mode: str, frames_rgb: np.ndarray, de
         if cancel is not None and cancel():
             raise CancelledError(f"video generation cancelled before frame {start}")
         job = _Window(mode, frames[start:end], control[start:end], None if mask_w is None else mask_w[start:end],
-                      reference, prompt, negative_prompt, seed, steps, strength, guidance)
+                      reference, prompt, negative_prompt, seed, steps, strength, guidance,
+                      float(control_scale), float(ip_scale), start)
         result = runner(loaded, job, on_step)
         out = crossfade_into(out, result, start)
     assert out is not None
@@ -360,8 +372,11 @@ def _pil_frames(frames: np.ndarray) -> list[Any]:
     return [Image.fromarray(f) for f in to_uint8(frames)]
 
 
-def _step_callback(on_step: Callable[[], None]) -> Callable[..., dict]:
+def _step_callback(on_step: Callable[[], None], loaded: LoadedVideoStack | None = None,
+                   job: "_Window | None" = None) -> Callable[..., dict]:
     def callback_on_step_end(pipe: Any, i: int, t: Any, kwargs: dict) -> dict:
+        if loaded is not None and job is not None:
+            check_finite(kwargs.get("latents"), loaded.manifest.name, loaded.runtime, job.where, i + 1)
         on_step()
         return {}
     return callback_on_step_end
@@ -387,11 +402,13 @@ def _run_wan(loaded: LoadedVideoStack, job: _Window, on_step: Callable[[], None]
     latents = None
     if job.mode == "refine" or (job.mode == "insert" and job.strength < 1.0):
         pipe, latents = _wan_from_plate(pipe, frames, job, generator)
+    reference = job.reference if job.ip_scale > 0 else None
     result = pipe(prompt=job.prompt, negative_prompt=job.negative_prompt, video=_pil_frames(video),
-                  mask=_pil_frames(vace_mask), reference_images=job.reference, height=height, width=width,
+                  mask=_pil_frames(vace_mask), reference_images=reference, conditioning_scale=job.control_scale,
+                  height=height, width=width,
                   num_frames=n_model, num_inference_steps=job.steps, guidance_scale=job.guidance,
                   generator=generator, latents=latents, output_type="np",
-                  callback_on_step_end=_step_callback(on_step))
+                  callback_on_step_end=_step_callback(on_step, loaded, job))
     return np.asarray(result.frames[0][:n], dtype=np.float32)
 
 
@@ -450,13 +467,14 @@ def _run_animatediff(loaded: LoadedVideoStack, job: _Window, on_step: Callable[[
     common: dict[str, Any] = dict(
         prompt=job.prompt, negative_prompt=job.negative_prompt, height=height, width=width,
         num_inference_steps=job.steps, guidance_scale=job.guidance, generator=loaded.runtime.generator(job.seed),
-        conditioning_frames=_pil_frames(job.control), output_type="np",
-        callback_on_step_end=_step_callback(on_step))
+        conditioning_frames=_pil_frames(job.control), controlnet_conditioning_scale=job.control_scale,
+        output_type="np",
+        callback_on_step_end=_step_callback(on_step, loaded, job))
     if loaded.has_reference:  # the IP-Adapter always wants an image: a grey one at scale 0 without reference
         from PIL import Image
 
         pipe = loaded.pipes["element"]
-        pipe.set_ip_adapter_scale(REFERENCE_SCALE if job.reference is not None else 0.0)
+        pipe.set_ip_adapter_scale(job.ip_scale if job.reference is not None else 0.0)
         common["ip_adapter_image"] = (job.reference if job.reference is not None
                                       else Image.new("RGB", (224, 224), (128, 128, 128)))
     if job.mode == "element":
@@ -464,12 +482,13 @@ def _run_animatediff(loaded: LoadedVideoStack, job: _Window, on_step: Callable[[
     else:
         pipe = loaded.pipes["video"]
         if job.mode == "insert":
-            common["callback_on_step_end"] = _latent_blend_callback(pipe, job, on_step)
+            common["callback_on_step_end"] = _latent_blend_callback(pipe, job, on_step, loaded)
         result = pipe(video=_pil_frames(job.frames), strength=job.strength, **common)
     return np.asarray(result.frames[0], dtype=np.float32)
 
 
-def _latent_blend_callback(pipe: Any, job: _Window, on_step: Callable[[], None]) -> Callable[..., dict]:
+def _latent_blend_callback(pipe: Any, job: _Window, on_step: Callable[[], None],
+                           loaded: LoadedVideoStack) -> Callable[..., dict]:
     """After each step, latents outside the mask become the plate's latents noised to the next
     timestep (the plate itself after the last step): the model paints inside the mask only, in context."""
     import torch
@@ -493,6 +512,7 @@ def _latent_blend_callback(pipe: Any, job: _Window, on_step: Callable[[], None])
         else:
             target = plate
         latents = kwargs["latents"]
+        check_finite(latents, loaded.manifest.name, loaded.runtime, job.where, i + 1)
         on_step()
         return {"latents": keep * latents + (1.0 - keep) * target.to(latents.dtype)}
     return callback_on_step_end
