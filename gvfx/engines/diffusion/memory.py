@@ -1,7 +1,7 @@
 """GPU memory a stack needs under each memory plan, computed from its weight files, not from a table.
 
-Weights: every component's files (the manifest's ``size_bytes`` of the real checkpoint, or the files on
-disk when the stack is installed) give its parameter count (bytes / stored dtype), counted at the dtype
+Weights: every component's files (the files on disk when the stack is installed, their dtype from the
+safetensors header; else the manifest's ``size_bytes`` of the real checkpoint) give its parameter count (bytes / stored dtype), counted at the dtype
 it runs in (the VAE of a video stack always fp32, as diffusers' Wan example loads it). Activations:
 per family, GiB per megapixel of model output (and per frame the model sees at once for video), scaled
 by the dtype — *computed* figures, checked against the peaks ``benchmarks/gpu_check.sh`` measures on a
@@ -76,10 +76,38 @@ def _weight_files(comp: Component, variant: str | None) -> list[tuple[str, str]]
     return out
 
 
-def _installed_bytes(comp: Component, folder: Path) -> int | None:
-    """Bytes of the component's weights in ``folder`` (variant files or full files, shards of an index),
-    ``None`` when none is there."""
-    total, found = 0, False
+_ST_DTYPE = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
+
+
+def _stored_dtype(path: Path) -> str | None:
+    """The dtype most of a safetensors file's tensors are stored in (its JSON header; no tensor read)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(min(n, 1 << 26)))
+    except (OSError, ValueError):
+        return None
+    counts: dict[str, int] = {}
+    for k, v in header.items():
+        if k != "__metadata__" and isinstance(v, dict) and v.get("dtype") in _ST_DTYPE:
+            counts[v["dtype"]] = counts.get(v["dtype"], 0) + 1
+    return _ST_DTYPE[max(counts, key=counts.get)] if counts else None
+
+
+def _installed(comp: Component, folder: Path) -> tuple[int, str] | None:
+    """``(bytes, stored dtype)`` of the component's weights in ``folder`` (variant or full files, shards
+    of an index); ``None`` when none is there."""
+    got = _installed_bytes(comp, folder)
+    if got is None:
+        return None
+    total, first = got
+    return total, (_stored_dtype(first) if first is not None and first.suffix == ".safetensors" else None) \
+        or comp.weights_dtype
+
+
+def _installed_bytes(comp: Component, folder: Path) -> tuple[int, Path | None] | None:
+    """Bytes of the component's weights in ``folder`` and the first file, ``None`` when none is there."""
+    total, found, first = 0, False, None
     names: list[str] = []
     for f in comp.files:
         for name in (f, variant_name(f, "fp16")):
@@ -98,8 +126,9 @@ def _installed_bytes(comp: Component, folder: Path) -> int | None:
         p = folder / name
         if p.is_file():
             total += p.stat().st_size
+            first = first or p
             found = True
-    return total if found else None
+    return (total, first) if found else None
 
 
 def component_bytes(comp: Component, dtype: str) -> tuple[int, int]:
@@ -134,7 +163,7 @@ def disk_bytes(manifest: StackManifest, root: Path | None, dtype: str) -> tuple[
     for comp in manifest.components.values():
         got = _installed_bytes(comp, Path(root) / comp.folder) if root is not None and Path(root).is_dir() else None
         if got is not None:
-            total += got
+            total += got[0]
             measured = True
         else:
             total += component_bytes(comp, dtype)[1]
@@ -154,8 +183,14 @@ def estimate(manifest: StackManifest, dtype: str = "bf16", width: int | None = N
     w, h = width or manifest.default_resolution[0], height or manifest.default_resolution[1]
     n = 1 if manifest.kind == "image" else int(frames or manifest.window or 16)
     stage_w = {s: 0.0 for s in STAGES}
+    installed = root is not None and Path(root).is_dir()
     for role, comp in manifest.components.items():
-        mem, _disk = component_bytes(comp, _run_dtype(manifest, role, dtype))
+        run = _run_dtype(manifest, role, dtype)
+        got = _installed(comp, Path(root) / comp.folder) if installed else None
+        if got is not None:  # the files on disk, at the dtype they are stored in
+            mem = got[0] / BYTES[got[1]] * BYTES[run]
+        else:
+            mem, _disk = component_bytes(comp, run)
         for stage, roles in STAGES.items():
             if role in roles:
                 stage_w[stage] += mem / GIB
@@ -193,3 +228,20 @@ def choose_plan(est: MemoryEstimate, free_gib: float | None) -> tuple[str, str]:
     if plan is None:
         return "minimum", where + ": does not fit even at minimum, trying it anyway"
     return plan, where
+
+
+def describe(manifest: StackManifest, root: Path | None, free_gib: float | None, dtype: str = "bf16") -> list[str]:
+    """Lines for ``gvfx models list``: size on disk, computed GiB per plan at the default size and window,
+    and the plan ``free_gib`` gets (``None``: the CPU)."""
+    est = estimate(manifest, dtype, root=root)
+    disk = f"{est.disk_gib:.1f} GiB on disk" if est.on_disk else f"{est.disk_gib:.1f} GiB to download"
+    size = f"{est.width}x{est.height}" + (f"x{est.frames}f" if est.frames > 1 else "")
+    per_plan = "  ".join(f"{p} {est.plans[p]:.1f}" for p in PLANS)
+    plan, _reason = choose_plan(est, free_gib)
+    if free_gib is None:
+        gets = "cpu: high (memory is not the limit)"
+    else:
+        gets = f"{free_gib:g} GiB free -> {plan}" + ("" if est.fits(free_gib) else " (does not fit: expect out of memory)")
+    label = f" ({manifest.model_size})" if manifest.model_size else ""
+    return [f"weights{label}: {disk}, {est.weights_gib:.1f} GiB in memory at {dtype}",
+            f"VRAM GiB at {size} {dtype} (computed): {per_plan}; {gets}"]
