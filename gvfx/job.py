@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from gvfx.engines.base import ElementSpec, Param, Placement
+from gvfx.element import ElementSpec, Placement
 from gvfx.errors import JobError
+from gvfx.params import check_keys as _check_keys, num as _num, validate_params, vec as _vec  # noqa: F401
 
 JOB_VERSION = 1
 _TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match", "confine"}
@@ -118,74 +119,11 @@ def parse_frame_range(text: Any, field_name: str = "frames") -> tuple[int, int]:
     return a, b
 
 
-def _check_keys(d: Any, allowed: set[str], where: str) -> dict:
-    if not isinstance(d, dict):
-        raise JobError(f"{where}: expected a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise JobError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"allowed: {', '.join(sorted(allowed))}")
-    return d
-
-
-def _num(v: Any, where: str, *, positive: bool = False, integer: bool = False) -> float | int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise JobError(f"{where}: expected a number, got {v!r}")
-    if integer and not float(v).is_integer():
-        raise JobError(f"{where}: expected a whole number, got {v!r}")
-    if positive and v <= 0:
-        raise JobError(f"{where}: must be positive, got {v!r}")
-    return int(v) if integer else float(v)
-
-
-def _vec(v: Any, n: int, where: str) -> tuple[float, ...]:
-    if not isinstance(v, (list, tuple)) or len(v) != n:
-        raise JobError(f"{where}: expected {n} numbers, got {v!r}")
-    return tuple(float(_num(x, where)) for x in v)
-
-
 def _resolve_path(p: Any, base: Path, where: str) -> str:
     if not isinstance(p, str) or not p:
         raise JobError(f"{where}: expected a path, got {p!r}")
     q = Path(p).expanduser()
     return str(q if q.is_absolute() else (base / q))
-
-
-def validate_params(params: Any, spec_params: tuple[Param, ...], where: str) -> dict[str, Any]:
-    """Check an element's ``params`` against the effect's Param descriptions; return typed values."""
-    _check_keys(params, {p.name for p in spec_params}, where)
-    out: dict[str, Any] = {}
-    by_name = {p.name: p for p in spec_params}
-    for key, value in params.items():
-        p = by_name[key]
-        w = f"{where}.{key}"
-        if p.choices is not None:
-            if value not in p.choices:
-                raise JobError(f"{w}: {value!r} is not one of {', '.join(map(str, p.choices))}")
-            out[key] = value
-            continue
-        if p.type in (tuple, list):
-            n = len(p.default) if isinstance(p.default, (tuple, list)) else None
-            if not isinstance(value, (list, tuple)) or (n is not None and len(value) != n):
-                raise JobError(f"{w}: expected {n or 'a list of'} numbers, got {value!r}")
-            out[key] = tuple(float(_num(x, w)) for x in value)
-            continue
-        if p.type is bool:
-            if not isinstance(value, bool):
-                raise JobError(f"{w}: expected true or false, got {value!r}")
-            out[key] = value
-            continue
-        if p.type in (int, float):
-            v = _num(value, w, integer=p.type is int)
-            if p.min is not None and v < p.min:
-                raise JobError(f"{w}: {v} is below the minimum {p.min}")
-            if p.max is not None and v > p.max:
-                raise JobError(f"{w}: {v} is above the maximum {p.max}")
-            out[key] = v
-            continue
-        if p.type is str and not isinstance(value, str):
-            raise JobError(f"{w}: expected text, got {value!r}")
-        out[key] = value
-    return out
 
 
 def _parse_placement(d: Any, where: str) -> Placement:
@@ -242,8 +180,10 @@ def parse_element(d: Any, index: int, base: Path) -> ElementSpec:
                        shutter_frames=shutter, motion_samples=samples)
 
 
-def parse_job(data: Any, base_dir: Path, source: Path | None = None) -> Job:
-    """Validate a job mapping; relative paths resolve against ``base_dir``."""
+def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None) -> Job:
+    """Validate a job mapping (a job file's, or one built in code); relative paths resolve against
+    ``base_dir``."""
+    base_dir = Path(base_dir)
     _check_keys(data, _TOP_KEYS, "job")
     version = data.get("version", JOB_VERSION)
     if version != JOB_VERSION:

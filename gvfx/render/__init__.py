@@ -35,7 +35,8 @@ from gvfx.engines.base import ElementFrame, ElementSpec
 from gvfx.errors import CancelledError, GvfxError, InputError
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
-from gvfx.versions import ShotStateTracker, find_resumable, next_version, now_iso, write_version_info
+from gvfx.render.shot_state import ShotStateTracker
+from gvfx.versions import find_resumable, next_version, now_iso, write_version_info
 
 log = logging.getLogger(__name__)
 
