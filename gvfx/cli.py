@@ -102,12 +102,26 @@ def cmd_models(args: argparse.Namespace) -> int:
         if not names:
             print(f"no stack installed in {store.models_root(root)}")
         return 1 if bad else 0
+    from gvfx.engines.diffusion.memory import describe
+    from gvfx.engines.diffusion.runtime import default_dtype, free_gib
+    from gvfx.engines.diffusion.stacks import load_manifest
+
+    free = args.free_gb
+    dtype = args.dtype
+    if free is None or dtype == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        free = free_gib(device) if free is None else free
+        dtype = (default_dtype(device) if device != "cpu" else "bf16") if dtype == "auto" else dtype
     print(f"model store: {store.models_root(root)}")
     for st in store.list_stacks(root):
         flag = f"  NON-COMMERCIAL: {', '.join(st.non_commercial)}" if st.non_commercial else ""
         state = "installed" if st.installed else ("incomplete" if st.folder.is_dir() else "missing")
         print(f"{st.name:18s} {st.kind:5s} {st.family:11s} {state:10s}{flag}")
         print(f"{'':18s} licences: {st.licenses}")
+        for line in describe(load_manifest(st.name), st.folder, free, dtype):
+            print(f"{'':18s} {line}")
     return 0
 
 
@@ -464,7 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", help="model store folder (default: $GVFX_MODELS or ~/.cache/gvfx/models)")
     s.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin/.ckpt weights (trusted files only)")
     models = s.add_subparsers(dest="models_command", metavar="ACTION")
-    models.add_parser("list", help="every stack manifest, installed or not, with licence flags")
+    m = models.add_parser("list", help="every stack manifest, installed or not: licences, size on disk, computed "
+                                       "VRAM per memory plan and the plan a free-memory figure gets")
+    m.add_argument("--free-gb", type=float, default=None,
+                   help="free GPU memory to plan for, GiB (default: this machine's, or the CPU)")
+    m.add_argument("--dtype", default="auto", choices=("auto", "fp16", "bf16", "fp32"),
+                   help="precision to plan for (default: this machine's; bf16 without a GPU)")
     m = models.add_parser("verify", help="files present, safetensors readable, hashes, matching base model")
     m.add_argument("name", nargs="?", help="stack name (default: every installed stack)")
     m = models.add_parser("import", help="copy (or --link) a diffusers-format folder into the store")
