@@ -214,7 +214,11 @@ def cmd_match(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gvfx.demo.run import run_demo
 
+    from gvfx.limits import MAX_FRAMES
+
     w, h = _parse_resolution(args.resolution)
+    if not 1 <= args.frames <= MAX_FRAMES:
+        raise GvfxError(f"--frames {args.frames}: give 1 to {MAX_FRAMES} frames")
     with _progress(not args.quiet) as update:
         summary = run_demo(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
                            solve=args.solve, engine=args.engine)
@@ -296,13 +300,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _parse_resolution(text: str) -> tuple[int, int]:
+    from gvfx.limits import MAX_SIDE_PX
+
     try:
         w, h = (int(x) for x in text.lower().split("x"))
-        if w < 16 or h < 16:
-            raise ValueError
-        return w, h
     except ValueError:
         raise GvfxError(f"--resolution {text!r} is not WIDTHxHEIGHT", hint="e.g. --resolution 960x540") from None
+    if min(w, h) < 16 or max(w, h) > MAX_SIDE_PX:
+        raise GvfxError(f"--resolution {w}x{h}: each side must be 16 to {MAX_SIDE_PX} pixels",
+                        hint="e.g. --resolution 960x540")
+    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from gvfx.camera import Camera, CameraTrack, default_camera, load_camera
 from gvfx.engines.base import PlateContext
 from gvfx.errors import DepthError, LayerError, SequenceError
 from gvfx.job import CameraSpec, DepthSpec, Job, PlateSpec
+from gvfx.limits import check_frame_range, check_resolution
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Plate:
 def build_camera(spec: CameraSpec, width: int, height: int, frames: list[int]) -> CameraTrack:
     """The job's camera: a file, a lens on a locked-off camera, or the documented default."""
     if spec.file:
-        return load_camera(spec.file, width, height, frames=frames)
+        return load_camera(spec.file, width, height, frames=frames, prim=spec.prim)
     if spec.focal_mm:
         cam = Camera(spec.focal_mm, spec.haperture_mm, width, height, spec.vaperture_mm, spec.pixel_aspect)
     else:
@@ -133,8 +134,10 @@ def open_plate(job: Job, *, progress=None) -> Plate:
             raise SequenceError(f"plate has missing frames {_ranges(list(seq.missing))}", path=job.plate.path,
                                 hint="render the missing frames or set plate.frames to a complete range")
         frames = list(seq.frames)
+    check_frame_range(frames[0], frames[-1], "plate.frames", path=job.plate.path)
     info = read_info(seq.path(seq.first))
     width, height = info.width, info.height
+    check_resolution(width, height, "plate", path=seq.path(seq.first))
     if needs_analysis(job):
         return _solved_plate(job, seq, frames, width, height, progress)
     depth_seq = discover(job.depth.path) if job.depth.path else None

@@ -216,6 +216,9 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
     ``wait_lock``: seconds to wait for the shot lock held by another render (0 = refuse at once,
     None = wait forever); ``resume`` renders share the lock, so chunks never wait for each other.
     """
+    from gvfx.job import check_write_paths
+
+    check_write_paths(job)
     job.output.mkdir(parents=True, exist_ok=True)
     with shot_lock(job, resume=resume, wait_s=wait_lock):
         return _render_job(job, frames=frames, resume=resume, progress=progress, cancel=cancel,
