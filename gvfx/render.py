@@ -185,12 +185,12 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
         except GvfxError as exc:
             log.warning("match: no plate depth (%s): depth-based matching is off", exc)
             z = None
-        shared["sample"] = PlateSample(mid, plate.rgba(mid)[..., :3], z, plate.camera)
+        shared["sample"] = PlateSample(mid, plate.measurable_rgb(mid), z, plate.camera)
     first = None
     if em.settings.colour_strength > 0 and em.settings.colour_match is None:
         first = _first_visible(engine, em, cache_dir, frames)
     return estimate(em.settings, shared["sample"], element_rgba=None if first is None else first[1],
-                    element_plate_rgb=None if first is None else plate.rgba(first[0])[..., :3],
+                    element_plate_rgb=None if first is None else plate.measurable_rgb(first[0]),
                     light_hint=em.spec.params.get("light_dir"), cache=shared)
 
 
@@ -349,14 +349,14 @@ def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, result
                 if need_comp:
                     layers = [_read_matched_layers(paths[s.name]) for s in job.elements]
             else:
-                plate_rgba = plate.rgba(f)
+                plate_rgba = plate.measurable_rgb(f)  # NaN where the file held NaN/Inf: left out of the match
                 plate_z = plate.depth(f)
                 padded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
                 mfs = []
                 for spec in job.elements:
                     em = ems[spec.name]
                     if em.margin not in padded:
-                        padded[em.margin] = (pad_edge(plate_rgba[..., :3], em.margin), pad_edge(plate_z, em.margin))
+                        padded[em.margin] = (pad_edge(plate_rgba, em.margin), pad_edge(plate_z, em.margin))
                     prgb, pz = padded[em.margin]
                     ef = engines[spec.name].render_frame(em.spec, em.ctx, f, caches[spec.name])
                     mfs.append(match_frame(ef, frame=f, plate_rgb=prgb, plate_z=pz, track=em.ctx.camera,
@@ -364,9 +364,14 @@ def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, result
                                            seed=grain_seed(spec.seed, f), element_shutter_frames=spec.shutter_frames,
                                            margin=em.margin, distort_src_px=em.distort))
                 occlude(mfs)
+                bad = plate.nonfinite_px.get(f, 0)
+                if bad:
+                    log.warning("%s (frame %d): %d plate pixels are NaN/Inf: left out of the match", plate.path(f),
+                                f, bad)
                 for spec, mf in zip(job.elements, mfs):
+                    meta = {**results[spec.name].metadata, "plate_nonfinite_px": int(bad)}
                     pending.append(pool.submit(write_matched, paths[spec.name], mf, width=plate.width,
-                                               height=plate.height, metadata=results[spec.name].metadata,
+                                               height=plate.height, metadata=meta,
                                                colorspace=job.plate.colorspace, frame=f))
                 layers = [as_stored(layer_dict(mf)) for mf in mfs]
             if need_comp:
