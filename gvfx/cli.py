@@ -508,6 +508,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"gvfx: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # a disk error no module turned into a GvfxError: still one line
+        if args.debug:
+            raise
+        from gvfx.errors import output_error
+
+        print(f"gvfx: error: {output_error(exc, 'a file', exc.filename)}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("gvfx: interrupted", file=sys.stderr)
         return 130

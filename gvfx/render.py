@@ -32,10 +32,10 @@ import numpy as np
 import gvfx
 from gvfx.engines import get_engine
 from gvfx.engines.base import ElementFrame, ElementSpec
-from gvfx.errors import CancelledError, GvfxError, InputError
+from gvfx.errors import CancelledError, GvfxError, InputError, output_error
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
-from gvfx.versions import ShotStateTracker, find_resumable, next_version, now_iso, write_version_info
+from gvfx.versions import ShotStateTracker, find_resumable, new_version, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def _open_version(root: Path, spec_hash: str, resume: bool, info: dict) -> tuple
         found = find_resumable(root, spec_hash)
         if found is not None:
             return found, True
-    vdir = next_version(root)
-    write_version_info(vdir, {**info, "spec_hash": spec_hash, "status": "rendering", "created": now_iso()})
+    vdir = new_version(root, {**info, "spec_hash": spec_hash, "status": "rendering", "created": now_iso()})
     return vdir, False
 
 
@@ -219,7 +218,10 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
     from gvfx.job import check_write_paths
 
     check_write_paths(job)
-    job.output.mkdir(parents=True, exist_ok=True)
+    try:
+        job.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, "the output folder", job.output) from None
     with shot_lock(job, resume=resume, wait_s=wait_lock):
         return _render_job(job, frames=frames, resume=resume, progress=progress, cancel=cancel,
                            write_timeline_file=write_timeline_file, sim_only=sim_only)
@@ -279,7 +281,42 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
         em.estimates = _match_estimates(plate, all_frames, em, engines[spec.name], caches[spec.name], shared)
         prog("match estimates", i + 1, len(job.elements))
 
-    # 2. versions
+    # 2. versions (a disk error while opening them, or marking them, removes the ones this render made)
+    created: list[Path] = []
+    try:
+        results, comp_out, track = _open_outputs(job, plate, out, all_frames, todo, hashes, caches, ems, engines,
+                                                 resume, sim_only, write_timeline_file, created)
+    except BaseException:
+        _remove_new_versions(created)
+        raise
+    if sim_only:
+        todo = []
+    try:
+        _render_frames(job, plate, todo, resume, results, comp_out, ems, engines, caches, prog, cancel)
+    except CancelledError:
+        track.end(cancelled=True)
+        raise
+    except BaseException as exc:
+        track.end(error=f"{type(exc).__name__}: {exc}")
+        raise
+    timeline = track.end()
+    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
+
+
+def _remove_new_versions(created: list[Path]) -> None:
+    """Undo the versions a failed start made: their ``version.json`` and folder (no frame is in them yet)."""
+    for vdir in created:
+        try:
+            (vdir / "version.json").unlink(missing_ok=True)
+            vdir.rmdir()
+        except OSError as exc:
+            log.warning("could not remove the unfinished version %s: %s", vdir, exc)
+
+
+def _open_outputs(job: Job, plate: Plate, out: Path, all_frames: list[int], todo: list[int], hashes: dict,
+                  caches: dict, ems: dict, engines: dict, resume: bool, sim_only: bool, write_timeline_file: bool,
+                  created: list[Path]) -> tuple[dict, "SequenceOutput | None", ShotStateTracker]:
+    """Open (or resume) every element's and the comp's version and mark them ``rendering``."""
     results: dict[str, SequenceOutput] = {}
     for spec in job.elements:
         h = hashes[spec.name]
@@ -291,6 +328,8 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
                                        "kind": "element", **_model_fields(spec)})
         if resumed:
             log.info("resuming %s in %s", spec.name, vdir)
+        else:
+            created.append(vdir)
         meta = {**_element_metadata(spec, h, job.plate.colorspace), **ems[spec.name].estimates.metadata(),
                 "gvfx:match:settings": json.dumps(ems[spec.name].settings.to_dict(), sort_keys=True, default=str)}
         if hasattr(engines[spec.name], "metadata"):  # e.g. the diffusion engine: model, hashes, prompt, licences
@@ -299,27 +338,19 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
     comp_out = None
     if job.comp:
         comp_hash = hashlib.sha256("".join(hashes[s.name] for s in job.elements).encode()).hexdigest()[:16]
-        vdir, _ = _open_version(out / "comp", comp_hash, resume,
-                                {"elements": [s.name for s in job.elements], "frames": [all_frames[0], all_frames[-1]],
-                                 "job": str(job.source) if job.source else None, "kind": "comp"})
+        vdir, resumed = _open_version(out / "comp", comp_hash, resume,
+                                      {"elements": [s.name for s in job.elements],
+                                       "frames": [all_frames[0], all_frames[-1]],
+                                       "job": str(job.source) if job.source else None, "kind": "comp"})
+        if not resumed:
+            created.append(vdir)
         comp_out = SequenceOutput("comp", vdir, str(vdir / "comp.####.exr"), todo, comp_hash,
                                   {"kind": "comp", "spec_hash": comp_hash, "version": gvfx.__version__})
 
-    if sim_only:
-        todo = []
     outputs = list(results.values()) + ([comp_out] if comp_out else [])
     track = ShotStateTracker(job, plate, outputs, all_frames, write_timeline_file)
     track.start(clean_tmp=resume)
-    try:
-        _render_frames(job, plate, todo, resume, results, comp_out, ems, engines, caches, prog, cancel)
-    except CancelledError:
-        track.end(cancelled=True)
-        raise
-    except BaseException as exc:
-        track.end(error=f"{type(exc).__name__}: {exc}")
-        raise
-    timeline = track.end()
-    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
+    return results, comp_out, track
 
 
 def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, results: dict[str, SequenceOutput],
