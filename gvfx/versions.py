@@ -153,7 +153,18 @@ def live_renderers(renderers: list[dict] | None) -> list[dict]:
     from gvfx.lock import pid_alive
 
     host = socket.gethostname()
-    return [r for r in (renderers or []) if r.get("host") != host or pid_alive(int(r.get("pid", -1)))]
+
+    def pid(r: dict) -> int:
+        try:
+            return int(r.get("pid", -1))
+        except (TypeError, ValueError):
+            return -1
+
+    from collections.abc import Mapping, Sequence
+
+    ok = isinstance(renderers, Sequence) and not isinstance(renderers, (str, bytes))
+    rs = [r for r in renderers if isinstance(r, Mapping)] if ok else []
+    return [r for r in rs if r.get("host") != host or pid_alive(pid(r))]
 
 
 def effective_status(info: dict) -> str:
