@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from gvfx.config import models_dir_default
+
 __all__ = ["Check", "run_doctor", "format_checks", "exit_code", "models_dir_default"]
 
 log = logging.getLogger(__name__)
@@ -144,12 +146,6 @@ def _check_torch_devices() -> Check:
     accel = any(p.startswith(("cuda:", "mps")) for p in parts)
     detail = ", ".join(parts) + ("" if accel else " — no GPU: generative engines will be slow")
     return Check("devices", True, detail, required=False)
-
-
-def models_dir_default() -> Path:
-    """The model store: ``$GVFX_MODELS`` or ``~/.cache/gvfx/models``."""
-    env = os.environ.get("GVFX_MODELS", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gvfx" / "models"
 
 
 def _check_models(models_dir: Path | None) -> Check:

@@ -8,7 +8,6 @@ generate, and an output root. Paths are relative to the job file. See docs/jobs.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from gvfx.engines.base import ElementSpec, Param, Placement
+from gvfx.element import ElementSpec, Placement
 from gvfx.errors import JobError
 from gvfx.limits import MAX_FPS, MAX_MOTION_SAMPLES, MAX_SEED, MAX_SIDE_PX, check_frame_range
+from gvfx.params import check_keys as _check_keys, num as _num, validate_params, vec as _vec  # noqa: F401
 
 #: what a name that becomes a file or folder name (shot, element) may hold
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
@@ -130,35 +130,6 @@ def parse_frame_range(text: Any, field_name: str = "frames") -> tuple[int, int]:
     return a, b
 
 
-def _check_keys(d: Any, allowed: set[str], where: str) -> dict:
-    if not isinstance(d, dict):
-        raise JobError(f"{where}: expected a mapping, got {type(d).__name__}")
-    unknown = sorted(str(k) for k in set(d) - allowed)
-    if unknown:
-        raise JobError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"allowed: {', '.join(sorted(allowed))}")
-    return d
-
-
-def _num(v: Any, where: str, *, positive: bool = False, integer: bool = False,
-         lo: float | None = None, hi: float | None = None) -> float | int:
-    """A finite number (``integer``: whole), optionally positive and within ``lo``..``hi``."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise JobError(f"{where}: expected a number, got {v!r}")
-    if isinstance(v, float) and not math.isfinite(v):
-        raise JobError(f"{where}: {v!r} is not a finite number", hint="give an ordinary number")
-    if isinstance(v, int) and abs(v) > 2**53:
-        raise JobError(f"{where}: {v} is too large")
-    if integer and not float(v).is_integer():
-        raise JobError(f"{where}: expected a whole number, got {v!r}")
-    if positive and v <= 0:
-        raise JobError(f"{where}: must be positive, got {v!r}")
-    if lo is not None and v < lo:
-        raise JobError(f"{where}: {v!r} is below the minimum {lo:g}")
-    if hi is not None and v > hi:
-        raise JobError(f"{where}: {v!r} is above the maximum {hi:g}")
-    return int(v) if integer else float(v)
-
-
 def _str(v: Any, where: str, *, default: str | None = None, allowed: tuple[str, ...] | None = None) -> str | None:
     """Text (or ``default`` when absent/None); ``allowed`` lists the only values accepted."""
     if v is None:
@@ -202,12 +173,6 @@ def _colorspace(v: Any, where: str) -> str:
     return name
 
 
-def _vec(v: Any, n: int, where: str) -> tuple[float, ...]:
-    if not isinstance(v, (list, tuple)) or len(v) != n:
-        raise JobError(f"{where}: expected {n} numbers, got {v!r}")
-    return tuple(float(_num(x, where)) for x in v)
-
-
 def _resolve_path(p: Any, base: Path, where: str) -> str:
     if not isinstance(p, str) or not p:
         raise JobError(f"{where}: expected a path, got {p!r}")
@@ -215,46 +180,6 @@ def _resolve_path(p: Any, base: Path, where: str) -> str:
         raise JobError(f"{where}: {p[:80]!r} is not a usable path")
     q = Path(p).expanduser()
     return str(q if q.is_absolute() else (base / q))
-
-
-def validate_params(params: Any, spec_params: tuple[Param, ...], where: str) -> dict[str, Any]:
-    """Check an element's ``params`` against the effect's Param descriptions; return typed values."""
-    _check_keys(params, {p.name for p in spec_params}, where)
-    out: dict[str, Any] = {}
-    by_name = {p.name: p for p in spec_params}
-    for key, value in params.items():
-        p = by_name[key]
-        w = f"{where}.{key}"
-        if p.choices is not None:
-            if isinstance(value, (list, dict)) or value not in p.choices:
-                raise JobError(f"{w}: {value!r} is not one of {', '.join(map(str, p.choices))}")
-            out[key] = value
-            continue
-        if p.type in (tuple, list):
-            n = len(p.default) if isinstance(p.default, (tuple, list)) else None
-            if not isinstance(value, (list, tuple)) or (n is not None and len(value) != n):
-                raise JobError(f"{w}: expected {n or 'a list of'} numbers, got {value!r}")
-            out[key] = tuple(float(_num(x, w)) for x in value)
-            continue
-        if p.type is bool:
-            if not isinstance(value, bool):
-                raise JobError(f"{w}: expected true or false, got {value!r}")
-            out[key] = value
-            continue
-        if p.type in (int, float):
-            v = _num(value, w, integer=p.type is int)
-            if p.min is not None and v < p.min:
-                raise JobError(f"{w}: {v} is below the minimum {p.min}")
-            if p.max is not None and v > p.max:
-                raise JobError(f"{w}: {v} is above the maximum {p.max}")
-            out[key] = v
-            continue
-        if p.type is str and not isinstance(value, str):
-            raise JobError(f"{w}: expected text, got {value!r}")
-        if p.type is str and "\0" in value:
-            raise JobError(f"{w}: text holds a NUL character")
-        out[key] = value
-    return out
 
 
 def _parse_placement(d: Any, where: str) -> Placement:
@@ -314,8 +239,10 @@ def parse_element(d: Any, index: int, base: Path) -> ElementSpec:
                        shutter_frames=shutter, motion_samples=samples)
 
 
-def parse_job(data: Any, base_dir: Path, source: Path | None = None) -> Job:
-    """Validate a job mapping; relative paths resolve against ``base_dir``."""
+def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None) -> Job:
+    """Validate a job mapping (a job file's, or one built in code); relative paths resolve against
+    ``base_dir``."""
+    base_dir = Path(base_dir)
     _check_keys(data, _TOP_KEYS, "job")
     version = data.get("version", JOB_VERSION)
     if isinstance(version, bool) or version != JOB_VERSION:

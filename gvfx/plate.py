@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gvfx.camera import Camera, CameraTrack, default_camera, load_camera
-from gvfx.engines.base import PlateContext
+from gvfx.element import PlateContext
 from gvfx.errors import DepthError, LayerError, SequenceError
 from gvfx.job import CameraSpec, DepthSpec, Job, PlateSpec
 from gvfx.limits import check_frame_range, check_resolution
@@ -140,7 +140,7 @@ def open_plate(job: Job, *, progress=None) -> Plate:
     ``OUTPUT/analysis/<hash>/`` (reused when its report.json is complete) and takes its results.
     """
     from gvfx.exr_info import read_info
-    from gvfx.sequence import discover
+    from gvfx.sequence import discover, ranges_text
 
     seq = discover(job.plate.path)
     if job.plate.frames:
@@ -151,12 +151,12 @@ def open_plate(job: Job, *, progress=None) -> Plate:
         else:
             absent = [f for f in wanted if f not in set(seq.frames)]
             if absent:
-                raise SequenceError(f"plate frames {_ranges(absent)} are missing on disk", path=job.plate.path,
+                raise SequenceError(f"plate frames {ranges_text(absent)} are missing on disk", path=job.plate.path,
                                     hint=f"frames on disk: {seq.first}-{seq.last}; fix plate.frames")
             frames = wanted
     else:
         if seq.missing:
-            raise SequenceError(f"plate has missing frames {_ranges(list(seq.missing))}", path=job.plate.path,
+            raise SequenceError(f"plate has missing frames {ranges_text(list(seq.missing))}", path=job.plate.path,
                                 hint="render the missing frames or set plate.frames to a complete range")
         frames = list(seq.frames)
     check_frame_range(frames[0], frames[-1], "plate.frames", path=job.plate.path)
@@ -195,7 +195,7 @@ def _solved_plate(job: Job, seq, frames: list[int], width: int, height: int, pro
 
     from gvfx.analyze import AnalyzeOptions, analyze
     from gvfx.analyze.report import is_complete
-    from gvfx.sequence import discover
+    from gvfx.sequence import discover, ranges_text
 
     out = analysis_dir(job, frames)
     src = job.depth.source or ("user" if job.depth.path else "sfm")
@@ -225,20 +225,3 @@ def _solved_plate(job: Job, seq, frames: list[int], width: int, height: int, pro
                          hint="a locked-off or nodal camera has no depth from the solve: use depth: "
                               "{source: estimator} or {source: user, path: ...}")
     return Plate(job.plate, depth_spec, seq, depth_seq, frames, width, height, camera)
-
-
-def _ranges(frames: list[int]) -> str:
-    """[1, 2, 3, 7] -> '1-3, 7'."""
-    out: list[str] = []
-    start = prev = None
-    for f in sorted(frames):
-        if start is None:
-            start = prev = f
-        elif f == prev + 1:
-            prev = f
-        else:
-            out.append(f"{start}-{prev}" if start != prev else f"{start}")
-            start = prev = f
-    if start is not None:
-        out.append(f"{start}-{prev}" if start != prev else f"{start}")
-    return ", ".join(out)

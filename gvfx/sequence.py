@@ -203,3 +203,20 @@ def sequence_around(path: str | Path) -> FrameSequence | None:
     if int(token) not in frames:
         return None
     return FrameSequence(pattern=fp.normalised, frames=tuple(frames), padding=padding)
+
+
+def ranges_text(frames: list[int]) -> str:
+    """Frames as ranges for messages and reports: [1, 2, 3, 7] -> '1-3, 7'."""
+    out: list[str] = []
+    start = prev = None
+    for f in sorted(frames):
+        if start is None:
+            start = prev = f
+        elif f == prev + 1:
+            prev = f
+        else:
+            out.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = f
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ", ".join(out)

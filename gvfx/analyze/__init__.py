@@ -27,7 +27,7 @@ from gvfx.errors import AnalyzeError, InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AnalyzeOptions", "AnalyzeResult", "analyze", "ScalePoints", "Solve", "SolveOptions",
+__all__ = ["AnalyzeOptions", "AnalyzeResult", "analyze", "analyze_plate", "ScalePoints", "Solve", "SolveOptions",
            "solve_camera", "DEPTH_SOURCES", "AnalyzeError"]
 
 DEPTH_SOURCES = ("sfm", "estimator", "user")
@@ -87,17 +87,17 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
 
 def _frames_of(seq, wanted: tuple[int, int] | None, pattern: str) -> list[int]:
     from gvfx.errors import SequenceError
-    from gvfx.plate import _ranges
+    from gvfx.sequence import ranges_text
 
     if wanted is None:
         if seq.missing:
-            raise SequenceError(f"plate has missing frames {_ranges(list(seq.missing))}", path=pattern,
+            raise SequenceError(f"plate has missing frames {ranges_text(list(seq.missing))}", path=pattern,
                                 hint="render the missing frames or give --frames with a complete range")
         return list(seq.frames)
     frames = list(range(wanted[0], wanted[1] + 1))
     absent = [f for f in frames if f not in set(seq.frames)]
     if absent:
-        raise SequenceError(f"plate frames {_ranges(absent)} are missing on disk", path=pattern,
+        raise SequenceError(f"plate frames {ranges_text(absent)} are missing on disk", path=pattern,
                             hint=f"frames on disk: {seq.first}-{seq.last}; fix --frames")
     return frames
 
@@ -224,3 +224,17 @@ def analyze(plate: str | Path, out: str | Path, options: AnalyzeOptions = Analyz
              len(solve.registered), len(frames), out)
     return AnalyzeResult(out, solve, usd, chan, depth_pattern, ply, js, txt, seconds)
 
+
+def analyze_plate(plate: str | Path, out: str | Path, options: AnalyzeOptions | None = None,
+                  **fields: Any) -> AnalyzeResult:
+    """Solve a plate's camera and depth into ``out``, as ``gvfx analyze`` does.
+
+    Options as an ``AnalyzeOptions`` or as its fields by keyword (``focal_mm=35``, ``depth="sfm"``...).
+    """
+    from dataclasses import replace
+
+    try:
+        opts = replace(options or AnalyzeOptions(), **fields)
+    except TypeError as exc:
+        raise InputError(f"analyze_plate: {exc}", hint="see gvfx.AnalyzeOptions for the fields") from None
+    return analyze(plate, out, opts)

@@ -47,10 +47,10 @@ _DEFAULT_FOLDER = "depth_anything_v2_small"
 
 def default_model_dir() -> Path:
     """``$GVFX_DEPTH_MODEL``, else ``depth_anything_v2_small`` in the model store (``$GVFX_MODELS``, else
-    ``~/.cache/gvfx/models``: ``gvfx.doctor.models_dir_default``, the one rule every model uses)."""
+    ``~/.cache/gvfx/models``: ``gvfx.config.models_dir_default``, the one rule every model uses)."""
     if os.environ.get("GVFX_DEPTH_MODEL"):
         return Path(os.environ["GVFX_DEPTH_MODEL"])
-    from gvfx.doctor import models_dir_default
+    from gvfx.config import models_dir_default
 
     return models_dir_default() / _DEFAULT_FOLDER
 

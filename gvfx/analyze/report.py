@@ -10,16 +10,11 @@ from typing import Any
 import numpy as np
 
 from gvfx.analyze.solve import Solve
+from gvfx.sequence import ranges_text
 
 __all__ = ["build_report", "write_report", "format_report", "REPORT_VERSION", "is_complete"]
 
 REPORT_VERSION = 1
-
-
-def _ranges(frames: list[int]) -> str:
-    from gvfx.plate import _ranges as r
-
-    return r(frames)
 
 
 def build_report(solve: Solve, *, plate: str, frames: list[int], width: int, height: int,
@@ -58,7 +53,7 @@ def format_report(r: dict[str, Any]) -> str:
     f = r["frames"]
     lines = [f"gvfx analyze: {r['plate']}",
              f"  frames        {f['first']}-{f['last']} ({f['count']}), registered {len(r['registered'])}, "
-             f"interpolated {len(r['interpolated'])}" + (f" ({_ranges(r['interpolated'])})" if r["interpolated"] else ""),
+             f"interpolated {len(r['interpolated'])}" + (f" ({ranges_text(r['interpolated'])})" if r["interpolated"] else ""),
              f"  camera        {r['static']}",
              f"  focal         {r['focal_mm']:.2f} mm on {r['haperture_mm']:g} mm "
              f"({'estimated' if r['focal_estimated'] else 'given'})",

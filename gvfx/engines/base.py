@@ -1,110 +1,22 @@
-"""The one interface every generation engine implements, and the specs it is given.
+"""The one interface every generation engine implements.
 
 An engine turns a plate context (frames, camera, metric depth, colour space) and an element spec into,
 per frame, a premultiplied scene-linear RGBA element with its own Z and a holdout matte. Engines that
 simulate do it in two steps: ``prepare`` writes a cache once, ``render_frame`` renders any frame from
-it, so any frame range (a farm chunk) gives the same pixels as a full render.
+it, so any frame range (a farm chunk) gives the same pixels as a full render. The specs themselves live
+in :mod:`gvfx.element` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-import numpy as np
+from gvfx.element import (EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, Placement,  # noqa: F401
+                          ProgressFn)
 
-from gvfx.camera import CameraTrack
-
-#: progress(done, total, message)
-ProgressFn = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One engine/effect parameter described as data: CLI, job validation and host UIs read it."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True)
-class EffectInfo:
-    """An effect an engine offers, with its parameters."""
-
-    name: str
-    help: str
-    params: tuple[Param, ...] = ()
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where an element goes: a screen position on a frame (unprojected onto the plate depth), or a
-    3D world point in metres."""
-
-    screen: tuple[float, float] | None = None  # pixels, display window, origin top-left
-    frame: int | None = None  # frame the screen position refers to (default: the element's start)
-    point: tuple[float, float, float] | None = None  # world metres
-    #: fractional screen position (0..1) as an alternative to pixels
-    screen_norm: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class ElementSpec:
-    """What to generate: effect, where, how big, from which frame, with which seed and look."""
-
-    name: str
-    effect: str
-    engine: str = "sim"
-    placement: Placement = field(default_factory=Placement)
-    size_m: float = 1.0
-    start_frame: int | None = None
-    seed: int = 0
-    reference: Path | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    #: shutter as a fraction of a frame (0 = no motion blur), samples per frame
-    shutter_frames: float = 0.5
-    motion_samples: int = 5
-
-
-@dataclass
-class PlateContext:
-    """Everything an engine may know of the plate.
-
-    ``depth(frame)`` returns metric camera-space Z as (H, W) float32, ``inf`` for sky/no depth.
-    ``image(frame)`` returns the plate as (H, W, 4) float32 in ``colorspace`` (may be None when only
-    depth is known).
-    """
-
-    frames: list[int]
-    camera: CameraTrack
-    depth: Callable[[int], np.ndarray]
-    width: int
-    height: int
-    colorspace: str = "ACEScg"
-    fps: float = 24.0
-    image: Callable[[int], np.ndarray] | None = None
-
-
-@dataclass
-class ElementFrame:
-    """One rendered frame of an element, in the plate's display window.
-
-    rgba: (H, W, 4) float32, premultiplied, scene-linear in the plate's colour space.
-    z: (H, W) float32 metric depth of the element, ``inf`` where alpha is 0.
-    holdout: (H, W) float32, 1 where the plate is in front of the element (the element must be hidden).
-    extra: further named layers (H, W, C) an engine wants written (e.g. ``motion``).
-    """
-
-    rgba: np.ndarray
-    z: np.ndarray
-    holdout: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+__all__ = ["Engine", "ProgressFn", "Param", "EffectInfo", "Placement", "ElementSpec", "PlateContext",
+           "ElementFrame"]
 
 
 @runtime_checkable

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gvfx.camera import Camera, CameraTrack
-from gvfx.engines.base import ElementSpec, Placement, PlateContext
+from gvfx.element import ElementSpec, Placement, PlateContext
 
 log = logging.getLogger(__name__)
 

@@ -8,17 +8,18 @@ the matched layers and the comp.
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
 from gvfx.camera import CameraTrack
-from gvfx.engines.base import ElementFrame
+from gvfx.element import ElementFrame
 from gvfx.match import lens as _lens
 from gvfx.match.stage import (MatchEstimates, MatchSettings, PlateSample, estimate, grain_seed, layer_dict,
                               match_frame, rebuild_comp, write_matched)
 
-__all__ = ["load_settings", "match_sequences"]
+__all__ = ["load_settings", "match_sequences", "match_element"]
 
 
 def load_settings(path: Any) -> MatchSettings:
@@ -115,3 +116,16 @@ def match_sequences(*, plate: str, element: str, out_dir: Any, depth: str | None
         if progress:
             progress("match", i + 1, len(frames))
     return est, written
+
+
+def match_element(*, plate: str | Path, element: str | Path, out: str | Path, depth: str | Path | None = None,
+                  camera: str | Path | None = None, settings: MatchSettings | Mapping[str, Any] | None = None
+                  ) -> MatchEstimates:
+    """Match an element sequence you bring to a plate, as ``gvfx match`` does; writes
+    ``out/element.####.exr`` and ``out/comp.####.exr`` and returns the estimates it used."""
+    if settings is not None and not isinstance(settings, MatchSettings):
+        settings = MatchSettings.from_dict(dict(settings), "settings")
+    estimates, _ = match_sequences(plate=str(plate), element=str(element), out_dir=out,
+                                   depth=str(depth) if depth else None, camera=str(camera) if camera else None,
+                                   settings=settings)
+    return estimates

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from gvfx.camera import CameraTrack
-from gvfx.engines.base import ElementFrame, Param
+from gvfx.element import ElementFrame, Param
 from gvfx.errors import InputError
 from gvfx.match import holdout as _holdout
 from gvfx.match import lens as _lens
@@ -115,7 +115,7 @@ class MatchSettings:
     def from_dict(cls, d: dict | None, where: str = "match", base: "MatchSettings | None" = None) -> "MatchSettings":
         """Validated settings from a ``match:`` mapping (errors name ``where.key``), over ``base``."""
         from gvfx.errors import JobError
-        from gvfx.job import validate_params
+        from gvfx.params import validate_params
 
         values = validate_params(d or {}, MATCH_PARAMS, where)
         for key in ("light_dir", "haze_colour"):

@@ -120,7 +120,7 @@ def manifest_dirs() -> list[Path]:
     for p in os.environ.get("GVFX_STACKS", "").split(os.pathsep):
         if p.strip():
             out.append(Path(p).expanduser())
-    from gvfx.doctor import models_dir_default
+    from gvfx.config import models_dir_default
 
     out.append(models_dir_default() / "stacks")
     out.append(_REPO_STACKS)

@@ -40,10 +40,10 @@ _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DIFFUSERS_OFFLINE")
 
 def models_root(override: str | Path | None = None) -> Path:
     """The store folder: ``override`` (the element param ``models``), else ``$GVFX_MODELS``, else
-    ``~/.cache/gvfx/models`` (``gvfx.doctor.models_dir_default``)."""
+    ``~/.cache/gvfx/models`` (``gvfx.config.models_dir_default``)."""
     if override:
         return Path(override).expanduser()
-    from gvfx.doctor import models_dir_default
+    from gvfx.config import models_dir_default
 
     return models_dir_default()
 

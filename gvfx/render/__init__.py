@@ -35,7 +35,8 @@ from gvfx.engines.base import ElementFrame, ElementSpec
 from gvfx.errors import CancelledError, GvfxError, InputError, output_error
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
-from gvfx.versions import ShotStateTracker, find_resumable, new_version, now_iso
+from gvfx.render.shot_state import ShotStateTracker
+from gvfx.versions import find_resumable, new_version, now_iso
 
 log = logging.getLogger(__name__)
 
