@@ -189,11 +189,16 @@ def _open_stage(p: Path):
 def _find_camera(stage, p: Path, prim_path: str | None):
     _, _, Usd, UsdGeom = _pxr()
     if prim_path:
-        prim = stage.GetPrimAtPath(prim_path)
+        try:
+            prim = stage.GetPrimAtPath(prim_path)
+        except Exception:  # noqa: BLE001 - pxr raises on a malformed path
+            prim = None
         if not prim or not prim.IsValid():
-            raise CameraError(f"no prim at {prim_path}", path=p)
+            cams = [str(q.GetPath()) for q in stage.Traverse() if q.IsA(UsdGeom.Camera)][:8]
+            raise CameraError(f"camera.prim: no prim at {prim_path}", path=p,
+                              hint=f"cameras in the file: {', '.join(cams) or 'none'}")
         if not prim.IsA(UsdGeom.Camera):
-            raise CameraError(f"prim {prim_path} is a {prim.GetTypeName() or 'typeless prim'}, not a Camera",
+            raise CameraError(f"camera.prim: prim {prim_path} is a {prim.GetTypeName() or 'typeless prim'}, not a Camera",
                               path=p)
         return UsdGeom.Camera(prim)
     for prim in stage.Traverse():

@@ -228,7 +228,11 @@ def cmd_match(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gvfx.demo.run import run_demo
 
+    from gvfx.limits import MAX_FRAMES
+
     w, h = _parse_resolution(args.resolution)
+    if not 1 <= args.frames <= MAX_FRAMES:
+        raise GvfxError(f"--frames {args.frames}: give 1 to {MAX_FRAMES} frames")
     if args.all_effects:
         from gvfx.demo.all_effects import run_all_effects
 
@@ -319,13 +323,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _parse_resolution(text: str) -> tuple[int, int]:
+    from gvfx.limits import MAX_SIDE_PX
+
     try:
         w, h = (int(x) for x in text.lower().split("x"))
-        if w < 16 or h < 16:
-            raise ValueError
-        return w, h
     except ValueError:
         raise GvfxError(f"--resolution {text!r} is not WIDTHxHEIGHT", hint="e.g. --resolution 960x540") from None
+    if min(w, h) < 16 or max(w, h) > MAX_SIDE_PX:
+        raise GvfxError(f"--resolution {w}x{h}: each side must be 16 to {MAX_SIDE_PX} pixels",
+                        hint="e.g. --resolution 960x540")
+    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -531,6 +538,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"gvfx: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a disk error no module turned into a GvfxError: still one line
+        if args.debug:
+            raise
+        from gvfx.errors import output_error
+
+        print(f"gvfx: error: {output_error(exc, 'a file', exc.filename)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("gvfx: interrupted", file=sys.stderr)

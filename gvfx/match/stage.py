@@ -199,6 +199,26 @@ class MatchEstimates:
         return {f"gvfx:match:{k}": json.dumps(v, sort_keys=True) for k, v in self.to_dict().items()}
 
 
+#: a measured colour gain outside this range (per channel) is refused: it comes from a broken plate
+#: (NaN/Inf stand-ins, a black frame), never from a real grade (±5 stops)
+COLOUR_GAIN_RANGE = (1.0 / 32.0, 32.0)
+#: largest measured lift (scene-linear offset) accepted
+COLOUR_LIFT_MAX = 4.0
+
+
+def colour_out_of_range(cm: Any) -> str | None:
+    """Why a measured ColourMatch is not a sane grade (non-finite, gain or lift out of range), or None."""
+    gain, lift, sat = np.asarray(cm.gain, float), np.asarray(cm.lift, float), float(cm.saturation)
+    if not (np.isfinite(gain).all() and np.isfinite(lift).all() and np.isfinite(sat)):
+        return "non-finite gain, lift or saturation"
+    lo, hi = COLOUR_GAIN_RANGE
+    if gain.min() < lo or gain.max() > hi:
+        return f"gain {', '.join(f'{g:.4g}' for g in gain)} outside {lo:.4g}..{hi:g}"
+    if np.abs(lift).max() > COLOUR_LIFT_MAX:
+        return f"lift {', '.join(f'{x:.4g}' for x in lift)} beyond ±{COLOUR_LIFT_MAX:g}"
+    return None
+
+
 def _finite_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(rgb, np.float32)[..., :3], nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -242,6 +262,10 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
             # the plate frame the element was measured on, whole frame: its overall levels and light
             prgb = rgb if element_plate_rgb is None else element_plate_rgb
             colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+            reason = colour_out_of_range(colour)
+            if reason:
+                log.warning("colour: the measured grade is refused (%s); leaving colour alone", reason)
+                colour, src["colour"] = None, f"refused: {reason}"
         else:
             src["colour"], notes["colour"] = "off", f"off by default: {why} (match.colour: on forces it)"
             log.info("colour: %s", notes["colour"])
