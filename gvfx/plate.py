@@ -119,7 +119,18 @@ class Plate:
 
     def context(self) -> PlateContext:
         return PlateContext(frames=self.frames, camera=self.camera, depth=self.depth, width=self.width,
-                            height=self.height, colorspace=self.spec.colorspace, image=self.rgba)
+                            height=self.height, colorspace=self.spec.colorspace, image=self.engine_rgba)
+
+    def engine_rgba(self, frame: int) -> np.ndarray:
+        """(H, W, 4) float32 the engines see: the plate with its NaN/Inf pixels black, not the reader's
+        stand-ins (the half maximum for +Inf would light rain refraction and diffusion conditioning)."""
+        rgba = self.rgba(frame)
+        mask = self.nonfinite_mask(frame)
+        if mask is None:
+            return rgba
+        out = np.array(rgba, dtype=np.float32)
+        out[mask, :3] = 0.0
+        return out
 
 
 def build_camera(spec: CameraSpec, width: int, height: int, frames: list[int]) -> CameraTrack:
