@@ -1,0 +1,5 @@
+"""``python -m gvfx.cli``: the same as ``gvfx`` and ``python -m gvfx``."""
+
+from gvfx.cli import main
+
+raise SystemExit(main())
