@@ -1,6 +1,7 @@
 """gvfx's layers, checked from the code's own imports: a module may import parts below it, never beside
 or above it (docs/architecture.md draws the picture). The layer map is here, in one place, so the check
-runs on a fresh clone; ``../shared/tools/layers_check.py`` applies the same rule."""
+runs on a fresh clone; ``../shared/tools/layers_check.py`` applies the same rule. Also here: no module past
+``MAX_LINES`` (one idea per module, split by idea past it)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ CORE = {"gvfx", "gvfx.camera", "gvfx.camera_io", "gvfx.color", "gvfx.comp", "gvf
         "gvfx.element", "gvfx.errors", "gvfx.exr", "gvfx.exr.channels", "gvfx.exr.reader", "gvfx.exr.writer",
         "gvfx.exr_info", "gvfx.exr_sequence", "gvfx.limits", "gvfx.params",
         "gvfx.preview", "gvfx.probe", "gvfx.sequence", "gvfx.surface"}
+
+#: a module holds one idea and stays under this many lines (docs/architecture.md); past it, split it by idea
+MAX_LINES = 500
+#: gvfx files allowed past MAX_LINES, each with the reason it cannot be split (keep this empty if you can)
+LONG_FILES: dict[str, str] = {}
 
 
 def part(mod: str) -> str:
@@ -108,3 +114,36 @@ def test_the_check_sees_every_import_form(tmp_path: Path, source: str, expected:
     (pkg / "__init__.py").write_text("")
     (pkg / "x.py").write_text(source)
     assert crossings(tmp_path) == expected
+
+
+def long_files(root: Path, limit: int = MAX_LINES) -> list[str]:
+    """Every ``root/gvfx/**/*.py`` longer than ``limit`` lines, as ``path: N lines``."""
+    out = []
+    for f in sorted((root / "gvfx").rglob("*.py")):
+        n = len(f.read_text(encoding="utf-8").splitlines())
+        if n > limit:
+            out.append(f"{f.relative_to(root).as_posix()}: {n} lines")
+    return out
+
+
+def test_no_module_grows_past_the_line_limit() -> None:
+    too_long = [line for line in long_files(ROOT) if line.split(":")[0] not in LONG_FILES]
+    assert not too_long, (f"files over {MAX_LINES} lines: split them by idea (docs/architecture.md), or add them "
+                          "to LONG_FILES in this file with the reason they cannot be split:\n" + "\n".join(too_long))
+
+
+def test_the_long_file_allow_list_is_small_and_current() -> None:
+    assert len(LONG_FILES) <= 3, "LONG_FILES is an exception list, not a second limit"
+    long_now = {line.split(":")[0] for line in long_files(ROOT)}
+    for path, reason in LONG_FILES.items():
+        assert reason.strip(), f"{path}: give the reason it cannot be split"
+        assert path in long_now, f"{path} is no longer over {MAX_LINES} lines (or gone): remove it from LONG_FILES"
+
+
+def test_the_line_limit_sees_a_long_file(tmp_path: Path) -> None:
+    pkg = tmp_path / "gvfx" / "match"
+    pkg.mkdir(parents=True)
+    (tmp_path / "gvfx" / "__init__.py").write_text("")
+    (pkg / "short.py").write_text("x = 1\n" * MAX_LINES)
+    (pkg / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    assert long_files(tmp_path) == [f"gvfx/match/long.py: {MAX_LINES + 1} lines"]
