@@ -140,3 +140,24 @@ def test_sequence_clips_with_transitions_speed_and_short_media(tmp_path: Path) -
     assert any("available (media 5000-5010)" in w for w in shots["D"].warnings)
     assert any("200% speed" in w for w in shots["B"].warnings)
     assert [s.record_in for s in shots.values()] == ["00:00:00:00", "00:00:00:20", "00:00:01:06", "00:00:01:18"]
+
+
+def test_probe_stats_leave_non_finite_pixels_out(tmp_path: Path) -> None:
+    """min/max/mean of a colour channel are those of its finite pixels: a +Inf band (written by
+    OpenImageIO itself, float) is counted, and never read as the 65504 stand-in."""
+    import OpenImageIO as oiio
+
+    img = np.full((8, 16, 4), 0.25, np.float32)
+    img[2:4, :, 0] = np.inf
+    img[5, 3, 1] = np.nan
+    img[6, :, 2] = 2.0
+    spec = oiio.ImageSpec(16, 8, 4, "float")
+    spec.channelnames = ("R", "G", "B", "A")
+    out = oiio.ImageOutput.create(str(tmp_path / "p.0001.exr"))
+    assert out.open(str(tmp_path / "p.0001.exr"), spec)
+    out.write_image(img)
+    out.close()
+    st = probe(tmp_path / "p.####.exr", stats=True)["stats"]["channels"]
+    assert (st["R"]["inf"], st["G"]["nan"]) == (32, 1)
+    assert st["R"]["max"] == 0.25 and st["R"]["mean"] == pytest.approx(0.25)
+    assert st["G"]["max"] == 0.25 and st["B"]["max"] == 2.0
