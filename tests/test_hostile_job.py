@@ -17,7 +17,7 @@ from gvfx.errors import GvfxError, JobError
 from gvfx.exr import write_layers
 from gvfx.job import load_job, parse_job
 from gvfx.render import render_job
-from tests.pipeline.pipeline_shot import make_shot
+from tests.pipeline.pipeline_shot import make_shot, set_job
 
 GVFX = [sys.executable, "-m", "gvfx"]
 FRAMES = [1001, 1002]
@@ -173,8 +173,9 @@ def test_a_timeline_link_to_another_shot_is_refused_and_that_shot_is_untouched(t
     render_job(load_job(other))
     theirs = other.parent / "sh020.otio"
     before = theirs.read_bytes()
-    for link_name in ("sh010.otio", "sh010.otio.lock"):
+    for link_name, confine in (("sh010.otio", True), ("sh010.otio.lock", False)):  # confined or not
         mine = make_shot(tmp_path / f"mine_{link_name.replace('.', '_')}", FRAMES, size=(32, 18))
+        set_job(mine, confine=confine)
         (mine.parent / link_name).symlink_to(theirs)
         with pytest.raises(JobError, match=r"name: .* outside the output root"):
             render_job(load_job(mine))
