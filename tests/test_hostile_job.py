@@ -98,6 +98,9 @@ def test_nan_in_yaml_and_json_files(shot: Path, tmp_path: Path) -> None:
     ({"elements.1.params": {"substeps": 10**6}}, "params.substeps", "16"),
     ({"camera": {"file": "cam.usda", "proxy_width": 10**6}}, "camera.proxy_width", "16384"),
     ({"fps": 1e9}, "fps", "1000"),
+    ({"match": {"overscan_px": 10**6}}, "match.overscan_px", "4096"),  # a 2e6-pixel canvas: 14.6 TiB before
+    ({"match": {"lightwrap_width_px": 1e9}}, "match.lightwrap_width_px", "256"),
+    ({"elements.0.match": {"shadow_softness": 50.0}}, "elements[smoke].match.shadow_softness", "1.0"),
 ])
 def test_limits_name_the_field_and_the_limit(shot: Path, changes: dict, field: str, limit: str) -> None:
     text = _refused(shot, field, **changes)
