@@ -45,7 +45,7 @@ def arena(tmp_path_factory) -> tuple[Path, Path, dict]:
     write_usd_camera(shot / "cam.usda", track, fps=24.0)
     base = {"name": "fz", "confine": True, "plate": {"path": "plate/plate.####.exr", "colorspace": "ACEScg"},
             "depth": {"layer": "Z", "near_is_one": True}, "camera": {"file": "cam.usda"}, "output": "out",
-            "fps": 24.0,
+            "fps": 24.0, "match": {"overscan_px": 4},
             "elements": [{"name": "sp", "effect": "sparks", "seed": 1, "size_m": 0.3, "motion_samples": 1,
                           "placement": {"point": list(scene.table_edge_point)}, "params": {"count": 20}}]}
     return shot, outside, base
@@ -74,13 +74,16 @@ FIELDS = [("name",), ("fps",), ("comp",), ("output",), ("plate", "path"), ("plat
           ("camera", "focal_mm"), ("elements", 0, "name"), ("elements", 0, "effect"), ("elements", 0, "size_m"),
           ("elements", 0, "seed"), ("elements", 0, "motion_samples"), ("elements", 0, "shutter"),
           ("elements", 0, "start_frame"), ("elements", 0, "params", "count"), ("elements", 0, "placement", "point"),
-          ("elements", 0, "placement", "screen"), ("elements", 0, "reference"), ("version",), ("match",)]
+          ("elements", 0, "placement", "screen"), ("elements", 0, "reference"), ("version",), ("match",),
+          ("match", "overscan_px"), ("match", "lightwrap_width_px"), ("match", "colour_match"),
+          ("elements", 0, "match")]
 
 
 BOOL_FIELDS = {("comp",), ("depth", "near_is_one")}
 NUMBER_FIELDS = {("fps",), ("depth", "scale"), ("camera", "focal_mm"), ("elements", 0, "size_m"),
                  ("elements", 0, "seed"), ("elements", 0, "motion_samples"), ("elements", 0, "shutter"),
-                 ("elements", 0, "start_frame"), ("elements", 0, "params", "count")}
+                 ("elements", 0, "start_frame"), ("elements", 0, "params", "count"), ("match", "overscan_px"),
+                 ("match", "lightwrap_width_px")}
 NAME_FIELDS = [("name",), ("elements", 0, "name"), ("output",), ("plate", "path"), ("camera", "file")]
 
 
