@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 import yaml
 
-from gvfx.errors import InputError
+from gvfx.errors import GvfxError, InputError
+from gvfx.limits import MAX_FRAMES, check_frame_range
 
 __all__ = ["ShotClip", "read_edit", "shots_from_timeline", "job_dict", "job_yaml", "write_jobs"]
 
@@ -121,6 +122,9 @@ def shots_from_timeline(tl: otio.schema.Timeline, *, handles: int = 0, plate_tem
     """
     if handles < 0:
         raise InputError(f"--handles must be 0 or more, got {handles}")
+    if handles > MAX_FRAMES:
+        raise InputError(f"--handles: {handles} is more than the limit of {MAX_FRAMES} frames")
+    check_frame_range(start_frame, start_frame, "--start-frame")
     base = Path(base_dir)
     shots: list[ShotClip] = []
     used: dict[str, int] = {}
@@ -129,6 +133,8 @@ def shots_from_timeline(tl: otio.schema.Timeline, *, handles: int = 0, plate_tem
             try:
                 shot = _shot_of(clip, len(shots) + 1, used, handles=handles, plate_template=plate_template,
                                 start_frame=start_frame, base=base)
+            except GvfxError:
+                raise
             except Exception as exc:  # noqa: BLE001 - OTIO raises many types; one warning per clip, never a traceback
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 log.warning("clip %r cannot be placed (%s): skipped", clip.name, msg)
@@ -228,6 +234,7 @@ def _shot_of(clip: otio.schema.Clip, index: int, used: dict[str, int], *, handle
         if plate is None:
             warnings.append(f"clip {clip.name!r} has no media path (usual for EDLs): give "
                             f"--plate-template, or set plate.path in the job")
+    check_frame_range(first, last, f"clip {clip.name!r} (--start-frame {start_frame}, --handles {handles})")
     rec_tc = _record_in(clip)
     for w in warnings:
         log.warning("%s", w)

@@ -161,3 +161,14 @@ def test_probe_stats_leave_non_finite_pixels_out(tmp_path: Path) -> None:
     assert (st["R"]["inf"], st["G"]["nan"]) == (32, 1)
     assert st["R"]["max"] == 0.25 and st["R"]["mean"] == pytest.approx(0.25)
     assert st["G"]["max"] == 0.25 and st["B"]["max"] == 2.0
+
+
+@pytest.mark.parametrize("args, words", [(["--handles", "99999999999"], "--handles: 99999999999 is more than the limit"),
+                                         (["--start-frame", "999999999999"], "--start-frame: frame 999999999999"),
+                                         (["--handles", "60000"], "120161 frames is more than the limit of 100000")])
+def test_shots_frame_limits_before_any_job_is_written(tmp_path: Path, args: list[str], words: str) -> None:
+    r = subprocess.run(GVFX + ["shots", str(EDLS[0].parent / "25fps.edl"), "--rate", "25", "-o",
+                               str(tmp_path / "shots"), *args], capture_output=True, text=True, timeout=120)
+    errors = [x for x in r.stderr.splitlines() if x.startswith("gvfx: error:")]
+    assert r.returncode != 0 and len(errors) == 1 and words in errors[0], r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "shots").exists()
