@@ -108,8 +108,8 @@ def _sequence_plate(clip: otio.schema.Clip, ref: otio.schema.ImageSequenceRefere
     first, last = max(want_first, first_avail), min(want_last, last_avail)
     warnings = []
     if (first, last) != (want_first, want_last):
-        warnings.append(f"clip {clip.name!r}: only {cut_in - first} / {last - cut_out} frames before / after the "
-                        f"cut are available (media {first_avail}-{last_avail})")
+        warnings.append(f"clip {clip.name!r}: only {cut_in - first} / {last - cut_out} handle frames are "
+                        f"available before / after the cut (media {first_avail}-{last_avail})")
     pattern = ref.abstract_target_url("#" * max(1, ref.frame_zero_padding))
     return _url_path(pattern, base), first, last, cut_in, cut_out, warnings
 
