@@ -137,7 +137,7 @@ def test_sequence_clips_with_transitions_speed_and_short_media(tmp_path: Path) -
                    "C": (3046, 3050, 3050, 3054),   # a freeze: one source frame
                    "D": (5000, 5002, 5008, 5010)}, got  # clamped to the media
     assert shots["A"].plate == str(tmp_path / "plates" / "A" / "A.####.exr")
-    assert any("available (media 5000-5010)" in w for w in shots["D"].warnings)
+    assert any("available before / after the cut (media 5000-5010)" in w for w in shots["D"].warnings)
     assert any("200% speed" in w for w in shots["B"].warnings)
     assert [s.record_in for s in shots.values()] == ["00:00:00:00", "00:00:00:20", "00:00:01:06", "00:00:01:18"]
 
