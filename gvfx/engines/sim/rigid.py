@@ -36,6 +36,8 @@ _MARGIN_M = 0.002
 _TOUCH_M = 0.001
 #: Supports higher than a vertex by more than this are not under it (a layer it passed beneath).
 _CEILING_M = 0.003
+#: Each hull vertex stands on the highest support within this many support cells of it (half a square).
+_FOOTPRINT_CELLS = 1.5
 #: Most contacts solved per sub-step (the deepest first, then spread over the patch).
 _MAX_CONTACTS = 8
 _ITERATIONS = 12
@@ -68,7 +70,8 @@ class RigidBody:
 @dataclass
 class RigidState:
     """A body's motion: centre ``x`` (3,), rotation ``rot`` (3, 3) body to world, velocity ``v`` (3,),
-    angular momentum ``L`` (3,), ``calm`` slow-supported sub-steps so far, ``asleep`` at rest."""
+    angular momentum ``L`` (3,), ``calm`` slow-supported sub-steps so far, ``asleep`` at rest; ``pressed``
+    and ``lever`` feed the next sub-step's rolling resistance."""
 
     x: np.ndarray
     rot: np.ndarray
@@ -76,6 +79,9 @@ class RigidState:
     L: np.ndarray
     calm: int = 0
     asleep: bool = False
+    pressed: float = 0.0  # the last sub-step's total normal impulse (N s)
+    lever: float = 1.0  # and the height of the centre of mass over those contacts (m)
+    before: np.ndarray | None = None  # the hull vertices' heights a sub-step ago
 
     def omega(self, body: RigidBody) -> np.ndarray:
         """(3,) world angular velocity."""
@@ -92,11 +98,15 @@ def rotation_about(v: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * kx @ kx
 
 
-def _supports(support: SupportField, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertical gap (K,) of each world point above the support under it, and the support's normal (K, 3)."""
+def _supports(support: SupportField, pts: np.ndarray, before: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical gap (K,) of each world point above the support under it, and the support's normal (K, 3):
+    supports no higher than the point now or ``before`` (its height a sub-step ago), so a surface the
+    point was above still holds it however deep the last step pushed it, and one it passed under does not."""
     h = pts @ support.up
-    s, nrm = support.support(pts, 0.0, h + _CEILING_M, "point")
-    return h - s, nrm
+    ceiling = h if before is None else np.maximum(h, before)
+    half = _FOOTPRINT_CELLS * support.cell_m  # bridges the cells a sparse depth sample leaves empty
+    s, nrm = support.support(pts, half, ceiling + _CEILING_M + half, "box")
+    return h - (s - half), nrm
 
 
 def _pick(pts: np.ndarray, sep: np.ndarray, cand: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -130,38 +140,41 @@ def step(body: RigidBody, st: RigidState, support: SupportField, dt: float, *, r
         return
     up = support.up
     pts = st.x + body.hull @ st.rot.T
-    sep, nrm = _supports(support, pts)
+    sep, nrm = _supports(support, pts, st.before)
     deepest = float(sep.min())
     if deepest < 0.0:  # left below its support by the last step: out along up, no velocity added
         st.x = st.x - deepest * up
         pts = pts - deepest * up
         sep = sep - deepest
     st.v = st.v - up * (GRAVITY_MPS2 * dt)
+    if st.pressed > 0.0 and friction > 0.0:
+        # rolling resistance, before the contacts so they see the motion it leaves: the spin slows by
+        # friction * ROLLING * (last normal impulse / m) / lever (the normal force acting that fraction
+        # of the lever ahead of the contact, as in the classic rolling-resistance model)
+        w = float(np.linalg.norm(st.omega(body)))
+        if w > 0.0:
+            st.L = st.L * max(0.0, 1.0 - friction * _ROLLING * st.pressed / body.mass / st.lever / w)
     omega = st.omega(body)
     r = pts - st.x
     cos_n = np.clip(nrm @ up, 1e-3, 1.0)
     gap = sep * cos_n  # along the support normal
     vn = np.einsum("ij,ij->i", st.v + np.cross(omega, r), nrm)
-    cand = np.flatnonzero(gap < _MARGIN_M + np.maximum(-vn, 0.0) * dt)
-    normal_total = 0.0
+    # any vertex that could reach its support within the step: the solve may turn the body towards it
+    reach = (float(np.linalg.norm(st.v)) + float(np.linalg.norm(omega)) * body.reach_m) * dt
+    cand = np.flatnonzero(gap < _MARGIN_M + np.maximum(-vn * dt, 0.0) + 2.0 * reach)
+    st.pressed = 0.0
     if len(cand):
         c = _pick(pts, sep, cand, up)
         lam = _solve(body, st, r[c], nrm[c], gap[c], omega, dt, restitution, friction)
-        normal_total = float(lam[0::3].sum())
+        st.pressed = float(lam[0::3].sum())
+        st.lever = max(float(np.median(np.abs(r[cand] @ up))), 0.1 * body.reach_m)
         omega = st.omega(body)
-    if normal_total > 0.0 and friction > 0.0:
-        # rolling resistance: the spin slows at friction * ROLLING * (normal impulse / m) / lever
-        lever = max(float(np.median(np.abs(r[cand] @ up))), 0.1 * body.reach_m)
-        w = float(np.linalg.norm(omega))
-        if w > 0.0:
-            keep = max(0.0, 1.0 - friction * _ROLLING * normal_total / body.mass / lever / w)
-            st.L = st.L * keep
-            omega = omega * keep
+    st.before = pts @ up
     st.x = st.x + st.v * dt
     st.rot = rotation_about(omega * dt) @ st.rot
     u, _, vt = np.linalg.svd(st.rot)
     st.rot = u @ vt
-    _settle(body, st, pts, r, sep, cand, up, omega, rest_speed_mps)
+    _settle(body, st, pts, sep, cand, up, omega, rest_speed_mps, max(0.0005, friction * _ROLLING * st.lever))
 
 
 def _solve(body: RigidBody, st: RigidState, r: np.ndarray, n: np.ndarray, gap: np.ndarray, omega: np.ndarray,
@@ -199,9 +212,10 @@ def _solve(body: RigidBody, st: RigidState, r: np.ndarray, n: np.ndarray, gap: n
     return lam
 
 
-def _settle(body: RigidBody, st: RigidState, pts: np.ndarray, r: np.ndarray, sep: np.ndarray, cand: np.ndarray,
-            up: np.ndarray, omega: np.ndarray, rest_speed_mps: float) -> None:
-    """Count slow sub-steps on a stable support; after ``SLEEP_STEPS`` of them the body rests."""
+def _settle(body: RigidBody, st: RigidState, pts: np.ndarray, sep: np.ndarray, cand: np.ndarray,
+            up: np.ndarray, omega: np.ndarray, rest_speed_mps: float, hold_m: float) -> None:
+    """Count slow sub-steps on a stable support (the centre of mass over the contact patch, or within
+    ``hold_m``, what rolling resistance holds); after ``SLEEP_STEPS`` of them the body rests."""
     touching = cand[sep[cand] < _TOUCH_M] if len(cand) else cand
     speed = float(np.linalg.norm(st.v)) + float(np.linalg.norm(omega)) * body.reach_m
     stable = False
@@ -211,7 +225,7 @@ def _settle(body: RigidBody, st: RigidState, pts: np.ndarray, r: np.ndarray, sep
         e2 = np.cross(up, e1)
         flat = np.stack([pts[touching] @ e1, pts[touching] @ e2], axis=1)
         com = np.array([st.x @ e1, st.x @ e2])
-        stable = inside_support(com, flat, 0.0005)
+        stable = inside_support(com, flat, hold_m)
     st.calm = st.calm + 1 if stable else 0
     if st.calm >= SLEEP_STEPS:
         st.asleep = True
