@@ -125,6 +125,29 @@ def test_without_grip_the_can_slides_v2_over_2_mu_g_upright(refs, tmp_path):
     assert max(tilts) < 8.0 and tilts[-1] < 0.5  # it rocks a little as it stops, and ends upright
 
 
+def test_a_can_on_its_side_rolls_without_slipping_at_two_thirds_of_its_push(refs, tmp_path):
+    """A solid cylinder pushed across its axis slips until v = 2/3 v0 (I = m r^2 / 2), then rolls with
+    v = omega r, slowed by rolling resistance: a = 0.2 mu g / (1 + 1/2) (docs/insert.md)."""
+    mu, fps = 0.3, 24.0
+    *_, place, states = _run(tmp_path, refs["can"], CAN_H, (0.0, 0.0, 1.2),
+                             {"tilt_deg": (90.0, 0.0, 0.0), "velocity_mps": (1.0, 0.0, 0.0), "friction": mu},
+                             list(range(1, 31)))
+    axis = _can_axis(states[0], place)
+    assert abs(axis[1]) < 0.01  # lying
+    across = np.cross(UP, axis)
+    across /= np.linalg.norm(across)
+    v0 = float(np.array([1.0, 0.0, 0.0]) @ across)
+    v = np.array([float(s["vel"] @ across) for s in states])
+    roll = np.array([abs(float(s["omega"] @ _can_axis(s, place))) * CAN_R for s in states])
+    a = 0.2 * mu * G / 1.5
+    t_slip = v0 / (3 * mu * G)  # friction mu g decelerates it, and spins it up at 2 mu g / r
+    for f in (6, 12, 24):
+        t = (f - 1) / fps
+        assert abs(v[f - 1] - (2 / 3 * v0 - a * (t - t_slip))) < 0.03 * v0, (f, v[f - 1])
+        assert abs(roll[f - 1] - abs(v[f - 1])) < 0.02 * v0  # rolling, not slipping
+    assert max(abs(float(s["pos"][1]) - CAN_R) for s in states) < 0.002
+
+
 def test_a_can_left_alone_stays_upright_and_still(refs, tmp_path):
     *_, place, states = _run(tmp_path, refs["can"], CAN_H, (0.1, 0.0, 1.2), {}, list(range(1, 25)))
     pos = np.array([s["pos"] for s in states], np.float64)
