@@ -18,10 +18,9 @@ import yaml
 from gvfx.element import ElementSpec, Placement
 from gvfx.errors import JobError
 from gvfx.limits import MAX_FPS, MAX_MOTION_SAMPLES, MAX_SEED, MAX_SIDE_PX, check_frame_range
+from gvfx.names import NAME_RE, check_name as _check_name  # noqa: F401 - NAME_RE: re-exported
 from gvfx.params import check_keys as _check_keys, num as _num, validate_params, vec as _vec  # noqa: F401
 
-#: what a name that becomes a file or folder name (shot, element) may hold
-NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
 
 JOB_VERSION = 1
 _TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match", "confine"}
@@ -151,13 +150,8 @@ def _bool(d: dict, key: str, where: str, default: bool) -> bool:
 
 
 def check_name(name: Any, where: str) -> str:
-    """A name that becomes a file or folder name: a letter, then letters, digits, ``_`` or ``-``."""
-    if not isinstance(name, str):
-        raise JobError(f"{where}: expected text, got {name!r}")
-    if not NAME_RE.fullmatch(name):
-        raise JobError(f"{where}: {name!r} must start with a letter and hold only letters, digits, _ or - "
-                       "(at most 100)", hint="a name is a file name, never a path")
-    return name
+    """A name that becomes a file or folder name (gvfx.names): a letter, then letters, digits, ``_``, ``-``."""
+    return _check_name(name, where, JobError)
 
 
 def _colorspace(v: Any, where: str) -> str:
@@ -169,8 +163,22 @@ def _colorspace(v: Any, where: str) -> str:
     try:
         resolve(name)
     except ColorError as exc:
-        raise JobError(f"{where}: {exc.message}", hint=exc.hint) from None
+        raise JobError(f"{where}: {exc.message}", hint=_colorspace_hint(name)) from None
     return name
+
+
+def _colorspace_hint(name: str) -> str:
+    """The allowed values of a colour-space field: the close matches first, then every space."""
+    import difflib
+
+    from gvfx.color import colorspaces
+
+    try:
+        names = list(colorspaces())
+    except Exception:  # noqa: BLE001 - no OCIO config: the error itself says so
+        return "run `gvfx doctor` to see the OCIO config"
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    return (f"did you mean {', '.join(close)}? " if close else "") + f"one of {', '.join(names)} (or an alias or role)"
 
 
 def _resolve_path(p: Any, base: Path, where: str) -> str:
@@ -388,14 +396,34 @@ def _parse_match(data: dict, els: list, base_dir: Path) -> tuple[Any, dict]:
             d = {**d, "stmap": _resolve_path(d["stmap"], base_dir, f"{where}.stmap")}
         return d
 
-    shot = MatchSettings.from_dict(fix_paths(data.get("match") or {}, "match"), "match")
+    shot = _check_grade(MatchSettings.from_dict(fix_paths(data.get("match") or {}, "match"), "match"), "match")
     per: dict[str, Any] = {}
     for i, e in enumerate(els):
         if isinstance(e, dict) and e.get("match"):
             name = e.get("name", f"element{i + 1}")
             where = f"elements[{name}].match"
-            per[name] = MatchSettings.from_dict(fix_paths(e["match"], where), where, base=shot)
+            per[name] = _check_grade(MatchSettings.from_dict(fix_paths(e["match"], where), where, base=shot), where)
     return shot, per
+
+
+def _check_grade(settings: Any, where: str) -> Any:
+    """A given ``colour_match`` grade obeys the bounds a measured one does (gvfx.match.stage)."""
+    if settings.colour_match is None:
+        return settings
+    from gvfx.match.colour import ColourMatch
+    from gvfx.match.stage import colour_out_of_range
+
+    try:
+        reason = colour_out_of_range(ColourMatch.from_dict(settings.colour_match))
+    except (TypeError, ValueError):
+        import dataclasses
+
+        allowed = ", ".join(f.name for f in dataclasses.fields(ColourMatch))
+        raise JobError(f"{where}.colour_match: {settings.colour_match!r} is not a colour grade",
+                       hint=f"a mapping of {allowed}") from None
+    if reason:
+        raise JobError(f"{where}.colour_match: {reason}", hint="give a grade within those bounds, or remove it")
+    return settings
 
 
 def load_job(path: str | Path) -> Job:

@@ -82,7 +82,8 @@ def _describe(info: ExrInfo) -> dict[str, Any]:
 
 
 class _Stats:
-    """Streaming per-channel statistics: NaN/Inf counts, min/max/mean of finite values as read."""
+    """Streaming per-channel statistics: NaN/Inf counts, min/max/mean of the finite values only (a pixel
+    that was NaN/Inf in the file is left out, not measured at the reader's stand-in value)."""
 
     def __init__(self) -> None:
         self.acc: dict[str, dict[str, float]] = {}
@@ -94,7 +95,12 @@ class _Stats:
             nan, inf = img.nonfinite.get(name, (0, 0))
             a["nan"] += nan
             a["inf"] += inf
-            vals = arr[np.isfinite(arr)] if is_depth_channel(name) else arr
+            if is_depth_channel(name):
+                vals = arr[np.isfinite(arr)]
+            elif img.nonfinite_mask is not None and img.nonfinite_mask.shape == arr.shape:
+                vals = arr[~img.nonfinite_mask]
+            else:
+                vals = arr
             if vals.size:
                 a["min"] = min(a["min"], float(vals.min()))
                 a["max"] = max(a["max"], float(vals.max()))

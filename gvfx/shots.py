@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 import yaml
 
-from gvfx.errors import InputError
+from gvfx.errors import GvfxError, InputError
+from gvfx.limits import MAX_FRAMES, check_frame_range
 
 __all__ = ["ShotClip", "read_edit", "shots_from_timeline", "job_dict", "job_yaml", "write_jobs"]
 
@@ -95,17 +96,20 @@ def _url_path(url: str, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p))
 
 
-def _sequence_plate(clip: otio.schema.Clip, ref: otio.schema.ImageSequenceReference, handles: int,
-                    base: Path) -> tuple[str, int, int, int, int, list[str]]:
-    sr = clip.trimmed_range()
-    cut_in = ref.frame_for_time(sr.start_time)
-    cut_out = ref.frame_for_time(sr.end_time_inclusive())
+def _sequence_plate(clip: otio.schema.Clip, ref: otio.schema.ImageSequenceReference, n_src: int, handles: int,
+                    head: int, tail: int, base: Path) -> tuple[str, int, int, int, int, list[str]]:
+    """Real frame numbers of a clip on an image sequence: the cut is its own source start plus the
+    ``n_src`` source frames it uses (its speed applied), then the transition frames and handles beyond
+    it, clamped to the frames the media has."""
+    cut_in = ref.frame_for_time(clip.trimmed_range().start_time)
+    cut_out = cut_in + n_src - 1
     first_avail, last_avail = ref.start_frame, ref.end_frame()
-    first, last = max(cut_in - handles, first_avail), min(cut_out + handles, last_avail)
+    want_first, want_last = cut_in - handles - head, cut_out + handles + tail
+    first, last = max(want_first, first_avail), min(want_last, last_avail)
     warnings = []
-    if (first, last) != (cut_in - handles, cut_out + handles):
+    if (first, last) != (want_first, want_last):
         warnings.append(f"clip {clip.name!r}: only {cut_in - first} / {last - cut_out} handle frames are "
-                        f"available (media {first_avail}-{last_avail})")
+                        f"available before / after the cut (media {first_avail}-{last_avail})")
     pattern = ref.abstract_target_url("#" * max(1, ref.frame_zero_padding))
     return _url_path(pattern, base), first, last, cut_in, cut_out, warnings
 
@@ -118,6 +122,9 @@ def shots_from_timeline(tl: otio.schema.Timeline, *, handles: int = 0, plate_tem
     """
     if handles < 0:
         raise InputError(f"--handles must be 0 or more, got {handles}")
+    if handles > MAX_FRAMES:
+        raise InputError(f"--handles: {handles} is more than the limit of {MAX_FRAMES} frames")
+    check_frame_range(start_frame, start_frame, "--start-frame")
     base = Path(base_dir)
     shots: list[ShotClip] = []
     used: dict[str, int] = {}
@@ -126,6 +133,8 @@ def shots_from_timeline(tl: otio.schema.Timeline, *, handles: int = 0, plate_tem
             try:
                 shot = _shot_of(clip, len(shots) + 1, used, handles=handles, plate_template=plate_template,
                                 start_frame=start_frame, base=base)
+            except GvfxError:
+                raise
             except Exception as exc:  # noqa: BLE001 - OTIO raises many types; one warning per clip, never a traceback
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 log.warning("clip %r cannot be placed (%s): skipped", clip.name, msg)
@@ -211,7 +220,7 @@ def _shot_of(clip: otio.schema.Clip, index: int, used: dict[str, int], *, handle
     first, last = start_frame, start_frame + head + n + tail - 1 + 2 * handles
     cut_in, cut_out = start_frame + handles + head, start_frame + handles + head + n - 1
     if isinstance(ref, otio.schema.ImageSequenceReference):
-        plate, first, last, cut_in, cut_out, w = _sequence_plate(clip, ref, handles + max(head, tail), base)
+        plate, first, last, cut_in, cut_out, w = _sequence_plate(clip, ref, n, handles, head, tail, base)
         warnings += w
         source = "sequence"
     elif isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
@@ -225,6 +234,7 @@ def _shot_of(clip: otio.schema.Clip, index: int, used: dict[str, int], *, handle
         if plate is None:
             warnings.append(f"clip {clip.name!r} has no media path (usual for EDLs): give "
                             f"--plate-template, or set plate.path in the job")
+    check_frame_range(first, last, f"clip {clip.name!r} (--start-frame {start_frame}, --handles {handles})")
     rec_tc = _record_in(clip)
     for w in warnings:
         log.warning("%s", w)

@@ -3,7 +3,9 @@
 leaves no empty version folder and no temporary file, and changes nothing already written.
 
 The faults are injected where the operating system reports them (``os`` functions raising the real
-errno), plus a real read-only folder when the tests do not run as root (root ignores the mode bits).
+errno), and made real where the machine allows: a tiny tmpfs filled to the last byte (or out of
+inodes) and a read-only bind mount (both need root with CAP_SYS_ADMIN, as in the CI container), and a
+0555 folder when the tests do not run as root (root ignores the mode bits).
 """
 
 from __future__ import annotations
@@ -159,3 +161,120 @@ def test_a_new_output_folder_that_cannot_be_made(tmp_path: Path, monkeypatch, ca
     assert "elements/smoke" in line and "No space left on device" in line
     assert not (job.parent / "elements" / "smoke").exists()
     assert not list(job.parent.rglob("*.tmp")) and not list(job.parent.rglob("v0*"))
+
+
+# --- real disks: a tiny tmpfs that is really full, a bind mount that is really read-only ----------------
+
+def _mount(*args: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["mount", *args], capture_output=True, timeout=30).returncode == 0
+
+
+def _umount(path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):
+    """A real 8 MiB tmpfs (needs root with CAP_SYS_ADMIN, as in the CI container; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(disk)):
+        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
+    try:
+        yield disk
+    finally:
+        _umount(disk)
+
+
+def _fill(disk: Path) -> Path:
+    """Write a file until the disk is really full (the kernel says ENOSPC); return it."""
+    filler = disk / "filler"
+    block = b"\0" * (1 << 16)
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    with open(filler, "ab", buffering=0) as f:  # the last partial block too
+        try:
+            while True:
+                f.write(b"\0")
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_really_full_disk(small_disk: Path, capsys) -> None:
+    """The shot lives on a tmpfs that is then filled to the last byte: a second render (a new version)
+    ends in one line naming the path and ENOSPC's meaning, and nothing already written changes."""
+    job = make_shot(small_disk / "sh", FRAMES, size=(32, 18))
+    assert main(["render", str(job), "-q"]) == 0
+    root = job.parent
+    before = _snapshot(root)
+    _fill(small_disk)
+    line = _render_fails(job, capsys)
+    # the first write of a render that needs a byte of data: the new version's version.json
+    assert "No space left on device" in line and f"{root}/elements/smoke/v002/version.json" in line, line
+    _assert_nothing_changed(root, before)
+    assert os.statvfs(small_disk).f_bavail == 0  # it really was full throughout
+
+
+def test_a_disk_out_of_inodes(tmp_path: Path, capsys) -> None:
+    """A tmpfs with room for data but for no new file or folder (nr_inodes): the same one line, the
+    same untouched shot (the timeline's and version.json's temporary files cannot even be created)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(disk)):
+        pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
+    try:
+        job = make_shot(disk / "sh", FRAMES, size=(32, 18))
+        assert main(["render", str(job), "-q"]) == 0
+        root = job.parent
+        before = _snapshot(root)
+        used = os.statvfs(disk).f_files - os.statvfs(disk).f_ffree
+        assert _mount("-o", f"remount,nr_inodes={used}", str(disk))
+        with pytest.raises(OSError) as full:
+            (disk / "probe").touch()
+        assert full.value.errno == errno.ENOSPC
+        line = _render_fails(job, capsys)
+        assert "No space left on device" in line and f"{root}/elements/smoke/v002" in line, line
+        _assert_nothing_changed(root, before)
+    finally:
+        _umount(disk)
+
+
+def test_a_really_read_only_output(tmp_path: Path, capsys) -> None:
+    """The shot folder bind-mounted read-only onto itself (EROFS from the kernel, root included); then
+    only ``elements/smoke`` read-only: the new version folder there cannot be made, and the version
+    sparks got is removed again."""
+    job = make_shot(tmp_path / "sh", FRAMES, size=(32, 18))
+    assert main(["render", str(job), "-q"]) == 0
+    root = job.parent
+    before = _snapshot(root)
+    if os.geteuid() != 0 or not _mount("--bind", str(root), str(root)):
+        pytest.skip("cannot bind-mount here (not root, or no CAP_SYS_ADMIN)")
+    try:
+        assert _mount("-o", "remount,bind,ro", str(root))
+        line = _render_fails(job, capsys)
+        assert "Read-only file system" in line and f"{root}/.gvfx.lock: cannot write the shot lock" in line, line
+        _assert_nothing_changed(root, before)
+    finally:
+        _umount(root)
+    smoke = root / "elements" / "smoke"
+    assert _mount("--bind", str(smoke), str(smoke))
+    try:
+        assert _mount("-o", "remount,bind,ro", str(smoke))
+        line = _render_fails(job, capsys)
+        assert "Read-only file system" in line and "elements/smoke/v002" in line, line
+        assert sorted(p.name for p in smoke.iterdir()) == ["v001"]
+        for kind in ("elements/sparks", "comp"):
+            assert sorted(p.name for p in (root / kind).iterdir()) == ["v001"]
+        assert not list(root.rglob("*.tmp"))
+        assert (root / "sh010.otio").read_bytes() == before["sh010.otio"]
+    finally:
+        _umount(smoke)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -24,6 +25,7 @@ from gvfx.exr import read_exr
 from gvfx.job import parse_job
 from gvfx.render import render_job
 from gvfx.worker import Worker
+from tests.worker.test_worker_hostile import wait_for_jobs
 
 FRAMES = [1001, 1002]
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
@@ -43,7 +45,7 @@ def arena(tmp_path_factory) -> tuple[Path, Path, dict]:
     write_usd_camera(shot / "cam.usda", track, fps=24.0)
     base = {"name": "fz", "confine": True, "plate": {"path": "plate/plate.####.exr", "colorspace": "ACEScg"},
             "depth": {"layer": "Z", "near_is_one": True}, "camera": {"file": "cam.usda"}, "output": "out",
-            "fps": 24.0,
+            "fps": 24.0, "match": {"overscan_px": 4},
             "elements": [{"name": "sp", "effect": "sparks", "seed": 1, "size_m": 0.3, "motion_samples": 1,
                           "placement": {"point": list(scene.table_edge_point)}, "params": {"count": 20}}]}
     return shot, outside, base
@@ -72,13 +74,16 @@ FIELDS = [("name",), ("fps",), ("comp",), ("output",), ("plate", "path"), ("plat
           ("camera", "focal_mm"), ("elements", 0, "name"), ("elements", 0, "effect"), ("elements", 0, "size_m"),
           ("elements", 0, "seed"), ("elements", 0, "motion_samples"), ("elements", 0, "shutter"),
           ("elements", 0, "start_frame"), ("elements", 0, "params", "count"), ("elements", 0, "placement", "point"),
-          ("elements", 0, "placement", "screen"), ("elements", 0, "reference"), ("version",), ("match",)]
+          ("elements", 0, "placement", "screen"), ("elements", 0, "reference"), ("version",), ("match",),
+          ("match", "overscan_px"), ("match", "lightwrap_width_px"), ("match", "colour_match"),
+          ("elements", 0, "match")]
 
 
 BOOL_FIELDS = {("comp",), ("depth", "near_is_one")}
 NUMBER_FIELDS = {("fps",), ("depth", "scale"), ("camera", "focal_mm"), ("elements", 0, "size_m"),
                  ("elements", 0, "seed"), ("elements", 0, "motion_samples"), ("elements", 0, "shutter"),
-                 ("elements", 0, "start_frame"), ("elements", 0, "params", "count")}
+                 ("elements", 0, "start_frame"), ("elements", 0, "params", "count"), ("match", "overscan_px"),
+                 ("match", "lightwrap_width_px")}
 NAME_FIELDS = [("name",), ("elements", 0, "name"), ("output",), ("plate", "path"), ("camera", "file")]
 
 
@@ -144,7 +149,7 @@ def test_fuzzed_job_fields(arena) -> None:
             _one_line(exc)
         assert not (refuse and parsed is not None), (fields, job)
         assert not any(outside.iterdir()), list(outside.iterdir())
-        assert not (shot.parent / "fz.otio").exists() and not (shot.parent / ".gvfx.lock").exists()
+        assert sorted(p.name for p in shot.parent.iterdir()) == ["outside", "shot"]  # nothing beside the shot
         _check_elements_finite(shot, before)
 
     run()
@@ -172,12 +177,30 @@ def _worker_lines(outside: Path, base: dict) -> st.SearchStrategy:
     return st.one_of(as_json.map(str.encode), garbage)
 
 
+def _submit_lines(shot: Path, outside: Path, base: dict) -> st.SearchStrategy:
+    """Well-formed ``submit`` requests (so the job inside is really validated and run) whose job is the
+    valid one, one with a field fuzzed, or one with a hostile path in a name."""
+    def build(change: tuple | None) -> dict:
+        job = copy.deepcopy(base)
+        if change is not None:
+            _set(job, *change)
+        return job
+
+    jobs = st.one_of(st.just(None), st.tuples(st.sampled_from(FIELDS), _values(outside)),
+                     st.tuples(st.sampled_from(NAME_FIELDS), _hostile_paths(outside))).map(build)
+    ids = itertools.count()  # a new id each time: a reused one is refused before its job is looked at
+    return jobs.map(lambda job: json.dumps({"v": 1, "type": "submit", "id": f"s{next(ids)}", "job": job,
+                                            "base_dir": str(shot)}, default=str).encode())
+
+
 def test_fuzzed_worker_lines(arena, tmp_path: Path) -> None:
     shot, outside, base = arena
 
     @FUZZ
-    @given(st.lists(_worker_lines(outside, {**base}), min_size=1, max_size=4))
+    @given(st.lists(st.one_of(_worker_lines(outside, {**base}), _submit_lines(shot, outside, base)),
+                    min_size=1, max_size=3))
     def run(lines) -> None:
+        before = _files(shot)
         out = io.BytesIO()
         w = Worker(out, preview_dir=tmp_path / "previews", shutdown_timeout=60)
         w.job_thread.start()
@@ -186,6 +209,8 @@ def test_fuzzed_worker_lines(arena, tmp_path: Path) -> None:
                 raw = raw.replace(b'"type": "submit"', f'"base_dir": {json.dumps(str(shot))}, "type": "submit"'
                                   .encode(), 1)
             assert w.handle_line(raw) in (True, False)
+        ends = wait_for_jobs(out)  # each submit validated and run (closing first would cancel them queued)
+        assert all(ev["type"] in ("result", "error") for ev in ends.values()), ends
         w.close()
         for line in out.getvalue().splitlines():
             ev = json.loads(line)  # every event is one JSON line
@@ -195,5 +220,7 @@ def test_fuzzed_worker_lines(arena, tmp_path: Path) -> None:
                     "ProtocolError", "JobError", "InputError", "SequenceError", "ColorError", "CameraError",
                     "ImageReadError", "LayerError", "OutputError", "CancelledError", "EngineError"), ev
         assert not any(outside.iterdir()), list(outside.iterdir())
+        assert sorted(p.name for p in shot.parent.iterdir()) == ["outside", "shot"]  # nothing beside the shot
+        _check_elements_finite(shot, before)
 
     run()

@@ -17,7 +17,7 @@ from gvfx.errors import GvfxError, JobError
 from gvfx.exr import write_layers
 from gvfx.job import load_job, parse_job
 from gvfx.render import render_job
-from tests.pipeline.pipeline_shot import make_shot
+from tests.pipeline.pipeline_shot import make_shot, set_job
 
 GVFX = [sys.executable, "-m", "gvfx"]
 FRAMES = [1001, 1002]
@@ -98,6 +98,9 @@ def test_nan_in_yaml_and_json_files(shot: Path, tmp_path: Path) -> None:
     ({"elements.1.params": {"substeps": 10**6}}, "params.substeps", "16"),
     ({"camera": {"file": "cam.usda", "proxy_width": 10**6}}, "camera.proxy_width", "16384"),
     ({"fps": 1e9}, "fps", "1000"),
+    ({"match": {"overscan_px": 10**6}}, "match.overscan_px", "4096"),  # a 2e6-pixel canvas: 14.6 TiB before
+    ({"match": {"lightwrap_width_px": 1e9}}, "match.lightwrap_width_px", "256"),
+    ({"elements.0.match": {"shadow_softness": 50.0}}, "elements[smoke].match.shadow_softness", "1.0"),
 ])
 def test_limits_name_the_field_and_the_limit(shot: Path, changes: dict, field: str, limit: str) -> None:
     text = _refused(shot, field, **changes)
@@ -164,3 +167,93 @@ def test_cli_lines_without_tracebacks(shot: Path, tmp_path: Path) -> None:
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("gvfx: error:"), (cmd, r.stderr)
     assert not (tmp_path / "d").exists() and not list(tmp_path.parent.glob("escape*"))
     assert os.listdir(tmp_path) == ["bad.yaml"]
+
+
+def test_a_timeline_link_to_another_shot_is_refused_and_that_shot_is_untouched(tmp_path: Path) -> None:
+    """The issue's serious case: NAME.otio (or its lock) pointed at another shot's timeline. The link is
+    followed before anything is created: the other shot's timeline keeps its bytes and its versions."""
+    other = make_shot(tmp_path / "other", FRAMES, size=(32, 18), name="sh020")
+    render_job(load_job(other))
+    theirs = other.parent / "sh020.otio"
+    before = theirs.read_bytes()
+    for link_name, confine in (("sh010.otio", True), ("sh010.otio.lock", False)):  # confined or not
+        mine = make_shot(tmp_path / f"mine_{link_name.replace('.', '_')}", FRAMES, size=(32, 18))
+        set_job(mine, confine=confine)
+        (mine.parent / link_name).symlink_to(theirs)
+        with pytest.raises(JobError, match=r"name: .* outside the output root"):
+            render_job(load_job(mine))
+        assert not (mine.parent / "elements").exists() and not (mine.parent / ".gvfx.lock").exists()
+    assert theirs.read_bytes() == before
+    assert [p.name for p in (other.parent / "elements" / "smoke").iterdir()] == ["v001"]
+
+
+def test_a_version_folder_link_that_leads_away_is_never_resumed_into(tmp_path: Path) -> None:
+    job = make_shot(tmp_path / "sh", FRAMES, size=(32, 18))
+    render_job(load_job(job))
+    elsewhere = tmp_path / "elsewhere"
+    v1 = job.parent / "elements" / "sparks" / "v001"
+    v1.rename(elsewhere)
+    v1.symlink_to(elsewhere, target_is_directory=True)
+    for f in elsewhere.glob("*.exr"):
+        f.unlink()
+    with pytest.raises(JobError, match=r"v001 resolves to .*elsewhere, outside"):
+        render_job(load_job(job), resume=True)
+    assert not list(elsewhere.glob("*.exr"))  # nothing written through the link
+    assert sorted(p.name for p in v1.parent.iterdir()) == ["v001"]  # and no new version left behind
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("elements.0.params.resolution", float("nan"), "elements[smoke].params.resolution"),
+    ("elements.0.params.preroll_frames", float("inf"), "elements[smoke].params.preroll_frames"),
+    ("elements.1.params", {"count": float("-inf")}, "elements[sparks].params.count"),
+    ("elements.0.placement", {"screen": [float("nan"), 3.0]}, "elements[smoke].placement.screen"),
+    ("match", {"light_dir": [0.0, float("inf"), 1.0]}, "match.light_dir"),
+    ("match", {"colour_strength": float("nan")}, "match.colour_strength")])
+def test_non_finite_params_placement_and_match_name_the_field(shot: Path, key: str, value, field: str) -> None:
+    assert "finite" in _refused(shot, field, **{key: value})
+
+
+def test_an_unknown_colour_space_lists_the_allowed_values(shot: Path) -> None:
+    from gvfx.color import colorspaces
+
+    text = _refused(shot, "plate.colorspace", plate={"path": "plates/plate/plate.####.exr", "colorspace": "Bogus"})
+    assert all(name in text for name in colorspaces()), text
+    near = _refused(shot, "plate.colorspace", plate={"path": "plates/plate/plate.####.exr", "colorspace": "ACEScgg"})
+    assert "did you mean ACEScg" in near
+
+
+@pytest.mark.parametrize("grade, words", [({"gain": [41000.0, 1.0, 1.0]}, "gain 4.1e+04"),
+                                          ({"gain": [1.0, 1.0, 1.0], "lift": [9.0, 0.0, 0.0]}, "lift 9"),
+                                          ({"gain": [1.0, float("nan"), 1.0]}, "non-finite"),
+                                          ({"gian": [1.0, 1.0, 1.0]}, "not a colour grade")])
+def test_a_given_colour_grade_obeys_the_measured_bounds(shot: Path, grade: dict, words: str) -> None:
+    assert words in _refused(shot, "match.colour_match", match={"colour_match": grade})
+    assert words in _refused(shot, "elements[sparks].match.colour_match", **{"elements.1.match": {"colour_match": grade}})
+    parse_job(_job(shot, match={"colour_match": {"gain": [1.2, 0.9, 1.0]}}), shot.parent)  # a sane grade passes
+
+
+def test_a_plate_wider_than_the_limit_is_refused_from_its_header(tmp_path: Path) -> None:
+    for f in FRAMES:
+        write_layers(tmp_path / f"p.{f:04d}.exr", rgba=np.full((8, 16385, 4), 0.5, np.float32))
+    job = parse_job({"plate": {"path": "p.####.exr"}, "output": "out",
+                     "elements": [{"name": "a", "effect": "sparks"}]}, tmp_path)
+    with pytest.raises(GvfxError, match=r"plate: 16385x8 is larger than the limit of 16384 pixels a side"):
+        render_job(job)
+    assert not (tmp_path / "out" / "elements").exists()
+
+
+def test_stack_names_and_folders_are_names(tmp_path: Path) -> None:
+    """A model stack's name and its manifest's ``folder`` become paths in the store: never paths."""
+    from gvfx.engines.diffusion.stacks import load_manifest
+    from gvfx.errors import InputError
+
+    real = Path(__file__).parents[1] / "model" / "stacks" / "sd15_depth_ip.yaml"
+    assert load_manifest("sd15_depth_ip").folder == "sd15_depth_ip"
+    for name in ("../stacks/sd15_depth_ip", "/etc/passwd", "a b", ""):
+        with pytest.raises(InputError, match="is not a stack name"):
+            load_manifest(name)
+    for folder in ("../../escape", "/tmp/escape", "a/b"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(real.read_text().replace("folder: sd15_depth_ip", f"folder: {folder}"))
+        with pytest.raises(InputError, match=r"stack manifest field folder: .* must start with a letter"):
+            load_manifest(bad)

@@ -7,6 +7,7 @@ The plate is the demo's ray-cast scene (known camera and depth) at a tiny size, 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -79,9 +80,14 @@ def test_the_plate_really_holds_nan_and_inf(shot) -> None:
     assert img.nonfinite_mask is not None and int(img.nonfinite_mask.sum()) == bad
 
 
-def test_every_effect_on_a_nan_inf_plate_writes_only_finite_sane_pixels(shot) -> None:
+def test_every_effect_on_a_nan_inf_plate_writes_only_finite_sane_pixels(shot, caplog) -> None:
     root, bad = shot
-    res = render_job(load_job(root / "job.yaml"))
+    with caplog.at_level(logging.WARNING, logger="gvfx.render"):
+        res = render_job(load_job(root / "job.yaml"))
+    # the report: one warning per frame with its count (and the counts in version.json and each header)
+    for f in FRAMES:
+        said = [r.getMessage() for r in caplog.records if f"(frame {f}): {bad} plate pixels are NaN/Inf" in r.getMessage()]
+        assert len(said) == 1, [r.getMessage() for r in caplog.records]
     for eff in EFFECTS:
         seq = discover(root / "out" / "elements" / eff / "v001" / f"{eff}.####.exr")
         assert list(seq.frames) == FRAMES

@@ -101,3 +101,74 @@ def test_probe_stats_warns_about_frames_whose_size_differs(tmp_path: Path, caplo
     r = subprocess.run(GVFX + ["probe", "--stats", str(tmp_path / "p.####.exr")], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and "differ in size" in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+def _seq_clip(name: str, first: int, count: int, src_offset: int, duration: int, effect=None) -> otio.schema.Clip:
+    """A clip on an image sequence ``name.####.exr`` holding frames ``first``..``first+count-1``."""
+    rt = lambda f: otio.opentime.RationalTime(f, 24)  # noqa: E731
+    ref = otio.schema.ImageSequenceReference(target_url_base=f"plates/{name}/", name_prefix=f"{name}.",
+                                             name_suffix=".exr", start_frame=first, frame_zero_padding=4, rate=24,
+                                             available_range=otio.opentime.TimeRange(rt(0), rt(count)))
+    clip = otio.schema.Clip(name=name, media_reference=ref,
+                            source_range=otio.opentime.TimeRange(rt(src_offset), rt(duration)))
+    if effect is not None:
+        clip.effects.append(effect)
+    return clip
+
+
+def test_sequence_clips_with_transitions_speed_and_short_media(tmp_path: Path) -> None:
+    """An .otio written by OTIO itself: a clip dissolving into a 2x clip (3 frames before the cut, 6
+    after), a freeze frame, and a clip whose media has fewer frames than its handles need. Real frame
+    numbers come from each clip's own source range, its speed and the transition's offsets."""
+    rt = lambda f: otio.opentime.RationalTime(f, 24)  # noqa: E731
+    tr = otio.schema.Track(name="V1")
+    tr.append(_seq_clip("A", 1001, 100, 10, 20))                      # cut 1011-1030
+    tr.append(otio.schema.Transition(in_offset=rt(3), out_offset=rt(6)))
+    tr.append(_seq_clip("B", 2001, 200, 19, 10, otio.schema.LinearTimeWarp(time_scalar=2.0)))  # 20 source frames
+    tr.append(_seq_clip("C", 3001, 100, 49, 12, otio.schema.FreezeFrame()))
+    tr.append(_seq_clip("D", 5000, 11, 2, 7))                          # media 5000-5010, cut 5002-5008
+    tl = otio.schema.Timeline(name="cut", tracks=[tr])
+    path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    shots = {s.name: s for s in shots_from_timeline(read_edit(path), handles=4, base_dir=tmp_path)}
+    got = {n: (s.first_frame, s.cut_in, s.cut_out, s.last_frame) for n, s in shots.items()}
+    assert got == {"A": (1007, 1011, 1030, 1040),   # 4 handles before; 4 handles + 6 dissolve frames after
+                   "B": (2013, 2020, 2039, 2043),   # 3 dissolve frames + 4 handles before; 10 frames at 2x = 20
+                   "C": (3046, 3050, 3050, 3054),   # a freeze: one source frame
+                   "D": (5000, 5002, 5008, 5010)}, got  # clamped to the media
+    assert shots["A"].plate == str(tmp_path / "plates" / "A" / "A.####.exr")
+    assert any("available before / after the cut (media 5000-5010)" in w for w in shots["D"].warnings)
+    assert any("200% speed" in w for w in shots["B"].warnings)
+    assert [s.record_in for s in shots.values()] == ["00:00:00:00", "00:00:00:20", "00:00:01:06", "00:00:01:18"]
+
+
+def test_probe_stats_leave_non_finite_pixels_out(tmp_path: Path) -> None:
+    """min/max/mean of a colour channel are those of its finite pixels: a +Inf band (written by
+    OpenImageIO itself, float) is counted, and never read as the 65504 stand-in."""
+    import OpenImageIO as oiio
+
+    img = np.full((8, 16, 4), 0.25, np.float32)
+    img[2:4, :, 0] = np.inf
+    img[5, 3, 1] = np.nan
+    img[6, :, 2] = 2.0
+    spec = oiio.ImageSpec(16, 8, 4, "float")
+    spec.channelnames = ("R", "G", "B", "A")
+    out = oiio.ImageOutput.create(str(tmp_path / "p.0001.exr"))
+    assert out.open(str(tmp_path / "p.0001.exr"), spec)
+    out.write_image(img)
+    out.close()
+    st = probe(tmp_path / "p.####.exr", stats=True)["stats"]["channels"]
+    assert (st["R"]["inf"], st["G"]["nan"]) == (32, 1)
+    assert st["R"]["max"] == 0.25 and st["R"]["mean"] == pytest.approx(0.25)
+    assert st["G"]["max"] == 0.25 and st["B"]["max"] == 2.0
+
+
+@pytest.mark.parametrize("args, words", [(["--handles", "99999999999"], "--handles: 99999999999 is more than the limit"),
+                                         (["--start-frame", "999999999999"], "--start-frame: frame 999999999999"),
+                                         (["--handles", "60000"], "120161 frames is more than the limit of 100000")])
+def test_shots_frame_limits_before_any_job_is_written(tmp_path: Path, args: list[str], words: str) -> None:
+    r = subprocess.run(GVFX + ["shots", str(EDLS[0].parent / "25fps.edl"), "--rate", "25", "-o",
+                               str(tmp_path / "shots"), *args], capture_output=True, text=True, timeout=120)
+    errors = [x for x in r.stderr.splitlines() if x.startswith("gvfx: error:")]
+    assert r.returncode != 0 and len(errors) == 1 and words in errors[0], r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "shots").exists()

@@ -16,16 +16,18 @@ __all__ = ["MATCH_PARAMS", "MatchSettings", "NO_SHADOW_EFFECTS"]
 NO_SHADOW_EFFECTS = frozenset({"rain", "snow"})
 
 MATCH_PARAMS: tuple[Param, ...] = (
-    Param("overscan_px", int, None, "render margin outside the display window (default 5% of the width)", min=0),
+    Param("overscan_px", int, None, "render margin outside the display window (default 5% of the width)", min=0,
+          max=4096),
     Param("holdout_mode", str, "max", "combine the depth holdout with the engine's", choices=_holdout.HOLDOUT_MODES),
-    Param("holdout_softness", float, 0.02, "depth ramp of the holdout, fraction of the element's depth", min=0.0),
+    Param("holdout_softness", float, 0.02, "depth ramp of the holdout, fraction of the element's depth", 0.0, 1.0),
     Param("holdout_samples", int, 4, "sub-samples per axis on depth edges (anti-aliasing)", min=1, max=16),
     Param("shadows", str, "auto", "cast and contact shadows: auto = on except for rain and snow (drops and flakes "
           "cast none you could see); on; off", choices=("auto", "on", "off")),
     Param("shadow_strength", float, 0.6, "density of the cast shadow under an opaque element (0 = off)", 0.0, 1.0),
-    Param("shadow_softness", float, 0.05, "blur of the cast shadow, fraction of the element's size", min=0.0),
+    Param("shadow_softness", float, 0.05, "blur of the cast shadow, fraction of the element's size", 0.0, 1.0),
     Param("contact_strength", float, 0.8, "darkening where the element touches the surface (0 = off)", 0.0, 1.0),
-    Param("contact_radius", float, 0.15, "reach of the contact darkening, fraction of the element's size", min=0.0),
+    Param("contact_radius", float, 0.15, "reach of the contact darkening, fraction of the element's size", 0.0,
+          1.0),
     Param("light_dir", tuple, None, "world direction towards the key light (default: the element's light_dir "
           "param, else estimated from the plate)"),
     Param("grain", bool, True, "add the plate's grain to the element"),
@@ -40,7 +42,7 @@ MATCH_PARAMS: tuple[Param, ...] = (
     Param("haze", bool, True, "add the plate's atmospheric haze by depth"),
     Param("haze_density_per_m", float, None, "haze density per metre (default: fitted to the plate)", min=0.0),
     Param("haze_colour", tuple, None, "haze colour, 3 numbers ACEScg (default: fitted)"),
-    Param("lightwrap_width_px", float, 8.0, "light wrap width in pixels", min=0.0),
+    Param("lightwrap_width_px", float, 8.0, "light wrap width in pixels", 0.0, 256.0),
     Param("lightwrap_strength", float, 0.5, "light wrap strength (0 = off)", 0.0, 1.0),
     Param("motion_blur", str, "auto", "vector-blur elements rendered without the plate's shutter",
           choices=("auto", "on", "off")),

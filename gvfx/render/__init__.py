@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 import gvfx
 from gvfx.engines import get_engine
 from gvfx.engines.base import ElementFrame, ElementSpec
-from gvfx.errors import CancelledError, GvfxError, InputError, output_error
+from gvfx.errors import CancelledError, GvfxError, InputError, JobError, output_error
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
 from gvfx.render.shot_state import ShotStateTracker
@@ -101,6 +102,10 @@ def _open_version(root: Path, spec_hash: str, resume: bool, info: dict) -> tuple
     if resume:
         found = find_resumable(root, spec_hash)
         if found is not None:
+            real, top = os.path.realpath(found), os.path.realpath(root)
+            if os.path.dirname(real) != top:  # a version folder that is a link leading away: never write there
+                raise JobError(f"{found} resolves to {real}, outside {top}",
+                               hint="a version folder is a folder of the output root; remove the link")
             return found, True
     vdir = new_version(root, {**info, "spec_hash": spec_hash, "status": "rendering", "created": now_iso()})
     return vdir, False

@@ -353,3 +353,47 @@ def test_file_open_mid_job_stops_it(file_open):
     assert f["open_ended"] and f["open_state"] == "cancelled", f["_log"]
     assert f["handlers_kept"] == [True, True]  # persistent: still there for the next File > Open
     assert f["handlers_after_disable"] == []
+
+
+@pytest.fixture(scope="module")
+def insert3d(shot, blender):
+    """A lathe insert generated through the add-on, with its proxy/mesh/collider settings and viewer layers."""
+    from PIL import Image
+
+    refs = shot["work"] / "refs"
+    refs.mkdir(exist_ok=True)
+    img = np.zeros((60, 40, 3), np.uint8)
+    img[:] = (40, 200, 60)
+    img[6:54, 12:28] = (220, 60, 40)  # a can on a plain green background (keyed by gvfx)
+    Image.fromarray(img).save(refs / "can.png")
+    (refs / "can.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+    extra = dict(shot, cfg=dict(shot["cfg"], can_png=str(refs / "can.png"), mesh_obj=str(refs / "can.obj")))
+    return _run(extra, blender, "insert3d.py", "insert3d")
+
+
+def test_insert_proxy_mesh_and_collider_go_into_the_job(insert3d):
+    g = insert3d
+    assert g["proxy_items"] == ["auto", "lathe", "inflate", "card", "mesh"]
+    assert g["collider_items"] == ["auto", "hull", "sphere", "box"] and g["mesh_subtype"] == "FILE_PATH"
+    empty, not_mesh, gone = g["mesh_errors"]
+    assert "Proxy is Mesh: choose the object's mesh file" in empty
+    assert "can.png is not a mesh gvfx reads" in not_mesh and "mesh file not found" in gone and "gone.glb" in gone
+    mesh = g["mesh_job_element"]
+    assert mesh["reference"].endswith("refs/can.obj") and mesh["params"] == {"proxy": "mesh", "collider": "box"}
+    lathe = g["lathe_job_element"]
+    assert lathe["reference"].endswith("refs/can.png") and lathe["params"] == {"proxy": "lathe"}
+
+
+def test_insert_generates_and_the_viewer_shows_its_n_and_p_layers(insert3d):
+    g = insert3d
+    assert g["run"] == ["FINISHED"] and g["version"] == "v001", g["_log"]
+    exr = g["_work"] / "out" / "elements" / "can" / "v001" / f"can.{FIRST + 2}.exr"
+    layers = _element_layers(exr)
+    assert {"N.R", "N.G", "N.B", "P.R", "P.G", "P.B"} <= set(layers)
+    assert {"N", "P"} <= set(g["element_outputs"]), g["element_outputs"]
+    comp_out = "gvfx over:Image->gvfx output:Image" if g["_major"] >= 5 else "gvfx over:Image->gvfx composite:Image"
+    assert "gvfx over:Image->gvfx viewer:Image" in g["links_comp"]
+    for key, layer in (("links_n", "N"), ("links_p", "P")):
+        assert f"gvfx can element:{layer}->gvfx viewer:Image" in g[key], g[key]
+        assert comp_out in g[key]  # the comp output stays the comp
+    assert "gvfx over:Image->gvfx viewer:Image" in g["links_back"]

@@ -74,9 +74,10 @@ def test_toolbar_node_connects_to_the_selected_read(fresh, tmp_path):
     assert any(c[:2] == ("createNode", "Group") for c in nuke.CALLS)
     assert node.input(0) is read and node.name() == "GVFX_Element"
     assert node.isSelected() and not read.isSelected() and node.ypos() > read.ypos()
-    with node:  # the group's inside is wired explicitly
+    with node:  # the group's inside is wired explicitly: Read -> Shuffle (the layer shown) -> Output
         (out,) = nuke.allNodes("Output")
-        assert out.input(0) is nuke.toNode(N.READ)
+        assert out.input(0) is nuke.toNode(N.LAYER) and nuke.toNode(N.LAYER).input(0) is nuke.toNode(N.READ)
+        assert nuke.toNode(N.LAYER).Class() == "Shuffle" and nuke.toNode(N.LAYER)["in"].value() == "rgba"
 
 
 def test_read_follows_file_range_and_format(fresh, tmp_path):
@@ -93,6 +94,47 @@ def test_read_follows_file_range_and_format(fresh, tmp_path):
     assert (read.width(), read.height(), read.firstFrame(), read.lastFrame()) == (48, 24, FIRST, LAST)
     read["file"].setValue(small)  # what set_read used to do: the format and range stay the old ones
     assert (read.width(), read.lastFrame()) == (48, LAST)
+
+
+def test_insert_shows_proxy_mesh_file_and_the_n_p_layers(fresh, tmp_path):
+    """The Insert node: proxy (auto/lathe/inflate/card/mesh) with the mesh file shown for mesh only, and a
+    layer knob that shuffles the 3D insert's N and P layers (written by gvfx's own EXR writer) into rgba."""
+    import numpy as np
+
+    from gvfx.exr import write_layers
+
+    node = N.create_insert()
+    proxy = node[P.param_knob_name("sim", "insert", "proxy")]
+    assert proxy.visible and proxy.value() == "auto"
+    assert {"auto", "lathe", "inflate", "card", "mesh"} <= set(proxy.values)
+    assert isinstance(node["mesh_file"], nuke.File_Knob) and not node["mesh_file"].visible
+    nuke.user_set(proxy, "mesh")
+    assert node["mesh_file"].visible
+    nuke.user_set(proxy, "lathe")
+    assert not node["mesh_file"].visible
+    assert N.create_element().knob("mesh_file") is None  # an Element has no mesh
+    assert list(node["layer"].values) == ["rgba", "N", "P", "motion", "shadow", "holdout"]
+
+    h, w = 6, 8
+    rgba = np.zeros((h, w, 4), np.float32)
+    rgba[..., 0] = rgba[..., 3] = 0.5
+    normal = np.zeros((h, w, 3), np.float32)
+    normal[..., 1] = 1.0  # facing up: (0, 1, 0)
+    pos = np.broadcast_to(np.array([0.25, 1.5, -3.0], np.float32), (h, w, 3)).copy()
+    pattern = str(tmp_path / "can.####.exr")
+    write_layers(tmp_path / "can.1001.exr", rgba=rgba, z=np.ones((h, w), np.float32),
+                 layers={"N": normal, "P": pos, "holdout": np.zeros((h, w), np.float32)})
+    N.set_read(node, pattern, [1001, 1001])
+    with node:
+        shuffle = nuke.toNode(N.LAYER)
+    rgb = lambda: [shuffle.sample(f"rgba.{c}", 3.5, 2.5, frame=1001) for c in ("red", "green", "blue")]  # noqa: E731
+    assert rgb() == [0.5, 0.0, 0.0]
+    nuke.user_set(node["layer"], "N")
+    assert shuffle["in"].value() == "N" and rgb() == [0.0, 1.0, 0.0]
+    nuke.user_set(node["layer"], "P")
+    assert rgb() == [0.25, 1.5, -3.0]
+    nuke.user_set(node["layer"], "rgba")
+    assert rgb() == [0.5, 0.0, 0.0]
 
 
 # ---------------------------------------------------------------- colour

@@ -106,6 +106,27 @@ def test_insert_needs_a_reference_and_takes_a_mask_placement(tmp_path):
         build("insert", knobs(effect="fire", reference=str(ref)))
 
 
+def test_a_mesh_proxy_takes_its_mesh_file_as_the_reference(tmp_path):
+    from gvfx.job import parse_job
+
+    proxy = P.param_knob_name("sim", "insert", "proxy")
+    ref = tmp_path / "can.png"
+    ref.write_bytes(b"png")
+    mesh = tmp_path / "can.obj"
+    mesh.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    base = dict(effect="insert", reference=str(ref), placement="point", point=[0.0, 0.0, 1.0])
+    assert "mesh_file" not in json.dumps(build("insert", knobs(**base, mesh_file=str(mesh))))  # proxy auto: reference
+    job = build("insert", knobs(**base, **{proxy: "mesh", "mesh_file": str(mesh)}))
+    el = job["elements"][0]
+    assert el["reference"] == str(mesh) and el["params"]["proxy"] == "mesh"
+    assert Path(parse_job(json.loads(json.dumps(job)), tmp_path).elements[0].reference) == mesh  # gvfx takes it
+    for mesh_file, message in (("", "give the object's mesh file"), (str(ref), "not a mesh gvfx reads"),
+                               (str(tmp_path / "gone.glb"), "file not found")):
+        with pytest.raises(P.KnobError, match=message) as e:
+            build("insert", knobs(**base, **{proxy: "mesh", "mesh_file": mesh_file}))
+        assert e.value.knob == "mesh_file"
+
+
 def test_effect_lists_split_inserts_from_elements():
     assert P.effect_names(PARAMS, "sim", kind="insert") == ["insert"]
     assert "insert" not in P.effect_names(PARAMS, "sim") and "sparks" in P.effect_names(PARAMS, "sim")
@@ -210,7 +231,8 @@ def test_knob_specs_come_from_the_snapshot():
     assert specs[P.param_knob_name("sim", "insert", "proxy")]["class"] == "Enumeration_Knob"
     assert specs[P.param_knob_name("sim", "insert", "proxy")]["choices"][:5] == ["auto", "lathe", "inflate", "card",
                                                                                  "mesh"]
-    assert specs[P.param_knob_name("sim", "insert", "collider")]["choices"] == ["auto", "sphere", "box"]
+    assert specs[P.param_knob_name("sim", "insert", "collider")]["choices"] == ["auto", "hull", "sphere", "box"]
+    assert specs[P.param_knob_name("sim", "insert", "tilt_deg")]["class"] == "XYZ_Knob"
     assert specs[P.param_knob_name("sim", "debris", "albedo")]["class"] == "Color_Knob"
     assert specs[P.param_knob_name("sim", "fire", "wind")]["class"] == "XYZ_Knob"
     assert specs[P.param_knob_name("sim", "sparks", "count")]["class"] == "Int_Knob"
@@ -231,6 +253,9 @@ def test_visibility_follows_engine_effect_placement():
     assert show["position"] and not show["point"] and show["placement_frame"] and not show["prompt"]
     show = P.visible_knobs(PARAMS, engine="sim", effect="fire", placement="point")
     assert show[P.param_knob_name("sim", "fire", "buoyancy")] and show["point"] and not show["position"]
+    assert not show["mesh_file"]
+    assert not P.visible_knobs(PARAMS, engine="sim", effect="insert", placement="point", proxy="lathe")["mesh_file"]
+    assert P.visible_knobs(PARAMS, engine="sim", effect="insert", placement="point", proxy="mesh")["mesh_file"]
 
 
 def test_knob_defaults_give_an_empty_params_section():

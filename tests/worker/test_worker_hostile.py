@@ -20,6 +20,21 @@ from tests.pipeline.pipeline_shot import make_shot
 from tests.worker.test_worker_protocol import RawWorker, _seqref
 
 
+def wait_for_jobs(out: io.BytesIO, timeout: float = 120.0) -> dict[str, dict]:
+    """Every accepted job's last event (result, error or cancelled), waiting until each has one (a
+    worker closed earlier would cancel the queued jobs before they are even validated)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [json.loads(x) for x in out.getvalue().splitlines()]
+        accepted = {e["id"] for e in events if e["type"] == "accepted"}
+        ends = {e["id"]: e for e in events if e["type"] in ("result", "error", "cancelled") and e["id"] in accepted}
+        if set(ends) == accepted or time.monotonic() > deadline:
+            return ends
+        time.sleep(0.05)
+
+
 def _in_process(*lines: str) -> list[dict]:
     out = io.BytesIO()
     w = Worker(out)
@@ -113,3 +128,42 @@ def test_versions_of_a_dead_renderer_read_incomplete(tmp_path: Path) -> None:
     v1, v2 = timeline_versions(tmp_path / "t.otio")["elements"]["fire"]["versions"]
     assert v1["status"] == "incomplete"  # the word the timeline uses (gvfx.versions.effective_status)
     assert v2["status"] == "rendering"   # pid 1 is alive
+
+
+def test_submits_go_through_the_same_name_and_path_checks(tmp_path: Path) -> None:
+    """A worker ``submit`` (job mapping or job file) with a name that is a path, a confined output that
+    leads out, or a timeline link into another shot: one JobError event each, nothing written outside
+    the shot, the other shot's timeline unchanged."""
+    import yaml
+
+    job_file = make_shot(tmp_path / "sh", [1001, 1002], size=(32, 18))
+    shot = job_file.parent
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    other = tmp_path / "other.otio"
+    other.write_text("not yours\n")
+    base = yaml.safe_load(job_file.read_text())
+    linked = shot / "linked.yaml"
+    linked.write_text(yaml.safe_dump({**base, "name": "sh030"}))
+    (shot / "sh030.otio").symlink_to(other)
+    requests = [
+        ("name", {"job": {**base, "name": "../../outside/w"}, "base_dir": str(shot)}, "name: '../../outside/w'"),
+        ("abs", {"job": {**base, "name": str(outside / "w")}, "base_dir": str(shot)}, "name: "),
+        ("out", {"job": {**base, "output": str(outside)}, "base_dir": str(shot)}, "outside the shot root"),
+        ("el", {"job": {**base, "elements": [{**base["elements"][1], "name": "../x"}]}, "base_dir": str(shot)},
+         "elements[0].name: '../x'"),
+        ("link", {"job_file": str(linked)}, "outside the output root"),
+    ]
+    out = io.BytesIO()
+    w = Worker(out)
+    w.job_thread.start()
+    for id_, req, _ in requests:
+        w.handle_line(json.dumps({"v": 1, "type": "submit", "id": id_, **req}))
+    events = wait_for_jobs(out)
+    w.close()
+    for id_, _, words in requests:
+        ev = events[id_]
+        assert ev["type"] == "error" and ev["kind"] == "JobError" and words in ev["message"], ev
+        assert "\n" not in ev["message"]
+    assert not any(outside.iterdir()) and other.read_text() == "not yours\n"
+    assert not (shot / "elements").exists() and not (shot / "sh010.otio").exists()

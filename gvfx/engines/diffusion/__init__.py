@@ -98,8 +98,9 @@ class DiffusionEngine:
             raise InputError(f"elements[{spec.name}].reference: file not found", path=spec.reference)
         if spec.effect in ("element", "insert") and not p["prompt"].strip() and spec.reference is None:
             raise InputError(f"{where}.prompt: {spec.effect} needs a prompt or a reference image")
-        if spec.effect in ("insert", "refine") and int(int(p["steps"]) * float(p["strength"])) < 1:
-            raise InputError(f"{where}: steps {p['steps']} x strength {p['strength']} leaves no denoising step",
+        strength = p["proxy_strength"] if spec.effect == "insert" and p["mask"] == "proxy" else p.get("strength")
+        if spec.effect in ("insert", "refine") and int(int(p["steps"]) * float(strength)) < 1:
+            raise InputError(f"{where}: steps {p['steps']} x strength {strength} leaves no denoising step",
                              hint="raise steps or strength")
         if spec.effect == "refine":
             from gvfx.engines.diffusion.refine import sim_spec
@@ -115,6 +116,13 @@ class DiffusionEngine:
                 raise InputError(f"elements[{spec.name}]: insert needs the plate's pixels")
             if p["mask"] == "matte" and not p["matte"]:
                 raise InputError(f"{where}.matte: mask is 'matte' but no matte sequence is given")
+            if p["mask"] == "proxy":
+                from gvfx.engines.diffusion.proxy_condition import proxy_spec
+
+                if spec.reference is None:
+                    raise InputError(f"elements[{spec.name}].reference: mask 'proxy' builds the 3D proxy from a "
+                                     f"reference image or mesh; none is given")
+                SimEngine().validate(proxy_spec(spec), ctx)
 
     # ------------------------------------------------------------------ work
 
@@ -201,6 +209,11 @@ class DiffusionEngine:
         }
         if "strength" in p:
             meta["strength"] = float(p["strength"])
+        if spec.effect == "insert":
+            meta["insert_mask"] = p["mask"]
+            if p["mask"] == "proxy":
+                meta["strength"] = float(p["proxy_strength"])
+                meta["proxy"] = p["proxy"]
         if manifest.kind == "video":
             from gvfx.engines.diffusion.common import video_window
 

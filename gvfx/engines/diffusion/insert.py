@@ -4,7 +4,10 @@ depth and a reference; the element is what changed, so the plate outside the mas
 Read top to bottom:
 
 1. The mask per frame: an ellipse or rectangle the size of the element at its anchor (projected with
-   the plate camera each frame), or a user matte sequence (``matte`` param, ``####`` pattern).
+   the plate camera each frame), a user matte sequence (``matte`` param, ``####`` pattern), or with
+   ``mask: proxy`` the sim engine's 3D proxy of the reference (``proxy_condition.py``): its silhouette
+   is the mask, its render over the plate the start image, its depth the control, its Z the element's —
+   render-then-refine, so the model's look follows the proxy's geometry from every angle.
 2. One crop for the whole shot: the union of every frame's mask, grown by ``crop_margin`` — the model
    works on that crop at ``model_resolution`` (aspect kept), never on the whole plate.
 3. Per frame: plate crop -> model space (colour.py), depth crop -> inverse-depth control image, the
@@ -34,8 +37,13 @@ EFFECT = EffectInfo("insert", "the model inpaints a masked region of the plate (
                     COMMON_PARAMS + (
                         Param("strength", float, 1.0, "how much of the masked region is repainted (first frame)",
                               0.05, 1.0),
-                        Param("mask", str, "ellipse", "mask shape at the placement, or a user matte sequence",
-                              choices=("ellipse", "rect", "matte")),
+                        Param("mask", str, "ellipse", "mask shape at the placement, a user matte sequence, or "
+                              "proxy: the 3D proxy's render (silhouette, colour, depth) from the reference",
+                              choices=("ellipse", "rect", "matte", "proxy")),
+                        Param("proxy", str, "auto", "with mask: proxy, the sim insert's 3D shape (auto, lathe, "
+                              "inflate, card, mesh)", choices=("auto", "lathe", "inflate", "card", "mesh")),
+                        Param("proxy_strength", float, 0.55, "with mask: proxy, how much of the proxy's render "
+                              "the model repaints (low: the proxy's look; high: the model's)", 0.05, 1.0),
                         Param("matte", str, "", "user matte sequence (alpha or first channel), e.g. "
                               "mattes/m.####.exr; with mask: matte"),
                         Param("mask_feather", float, 0.15, "soft edge of the mask (fraction of its radius)", 0.0, 1.0),
@@ -49,6 +57,10 @@ def mask_at(r: Run, frame: int) -> np.ndarray:
     shape = (r.ctx.height, r.ctx.width)
     if p["mask"] == "matte":
         return _user_matte(str(p["matte"]), frame, shape)
+    if p["mask"] == "proxy":
+        from gvfx.engines.diffusion.proxy_condition import proxy_view
+
+        return proxy_view(r, frame).alpha
     centre, radii, _z = screen_ellipse(r.spec, r.ctx, r.anchor, frame)
     make = ellipse_mask if p["mask"] == "ellipse" else rect_mask
     return make(shape, centre, radii, float(p["mask_feather"]))
@@ -88,6 +100,10 @@ def run(r: Run) -> None:
     p = r.params
     if r.ctx.image is None:
         raise InputError(f"elements[{r.spec.name}]: insert needs the plate's pixels", hint="give the job a plate")
+    if p["mask"] == "proxy":
+        from gvfx.engines.diffusion.proxy_condition import prepare_proxy
+
+        prepare_proxy(r)
     box = shot_box(r)
     if box is None:  # the mask never touches the frame
         for f in r.frames:
@@ -98,6 +114,11 @@ def run(r: Run) -> None:
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
     mw, mh = model_size(bw, bh, r.long_side, r.stack.manifest.resolution_multiple)
+    if p["mask"] == "proxy":
+        from gvfx.engines.diffusion.proxy_condition import run_on_proxy
+
+        run_on_proxy(r, box, (mw, mh))
+        return
     prev: np.ndarray | None = None
     for i, f in enumerate(r.frames):
         if r.cache.has(f):

@@ -166,6 +166,11 @@ def manifest_names() -> list[str]:
 
 
 def _find(name: str) -> Path:
+    from gvfx.names import is_name
+
+    if not is_name(name):  # a stack name is a file name, never a path
+        raise InputError(f"model stack {name!r} is not a stack name",
+                         hint="a letter, then letters, digits, _ or -; see `gvfx models list`")
     for d in manifest_dirs():
         p = d / f"{name}.yaml"
         if p.is_file():
@@ -267,6 +272,10 @@ def load_manifest(path_or_name: str | Path) -> StackManifest:
             isinstance(v, int) and v > 0 and v % multiple == 0 for v in t) for t in trained):
         raise InputError(f"stack manifest field trained_sizes must list [width, height] pairs, multiples of "
                          f"{multiple}", path=p)
+    from gvfx.names import check_name
+
+    # the folder becomes a path in the store (`gvfx models import` writes it): a name, never a path
+    check_name(data.get("folder") or _req(data, "name", "", p), "stack manifest field folder", path=p)
     return StackManifest(
         name=str(_req(data, "name", "", p)), kind=str(kind), family=str(family),
         components={str(r): _component(str(r), d, p) for r, d in comps.items()},

@@ -1,5 +1,7 @@
-"""The ``insert`` effect: a rigid object from ONE reference image, simulated as a sphere or box collider
-on the scene's support (``contact.py``: gravity, bounce, no-slip rolling, rest) and rendered either as a 3D proxy
+"""The ``insert`` effect: a rigid object from ONE reference image, simulated on the scene's support
+either as the 3D proxy's own rigid body (``collider: hull``, the default for 3D proxies,
+:mod:`gvfx.engines.sim.insert3d.physics`: it tips, rolls and lands on a face) or as a sphere or box
+collider (``contact.py``: gravity, bounce, no-slip rolling, rest), and rendered either as a 3D proxy
 (``proxy: lathe | inflate | mesh | auto``, :mod:`gvfx.engines.sim.insert3d`: the same object from every
 angle, lit and shadowed by the plate) or, with ``proxy: card``, as the cut-out facing the camera,
 turning in screen as it rolls. ``size_m`` is the object's height (its matte's bounding box).
@@ -33,6 +35,7 @@ __all__ = ["EFFECTS", "validate", "simulate", "render", "load_cutout", "proxy_an
 
 GRAVITY_MPS2 = 9.81
 PROXIES = ("auto", "lathe", "inflate", "card", "mesh")
+COLLIDERS = ("auto", "hull", "sphere", "box")
 KEY_LO, KEY_HI = 0.06, 0.16  # colour distance (sqrt-encoded) ramp of the automatic matte
 
 EFFECTS: dict[str, EffectInfo] = {
@@ -41,8 +44,9 @@ EFFECTS: dict[str, EffectInfo] = {
         Param("proxy", str, "auto", "3D shape: lathe (turned, e.g. a can), inflate (rounded), card (flat cut-out), "
               "mesh (reference is an OBJ/GLB/USD file), auto (lathe if the matte is symmetric, else inflate)",
               choices=PROXIES + ("sphere", "box")),
-        Param("collider", str, "auto", "collision shape of size_m: sphere (rolls) or box (slides); auto: box for "
-              "3D proxies, sphere for a card", choices=("auto", "sphere", "box")),
+        Param("collider", str, "auto", "collision shape: hull (the proxy's own shape and mass: tips, rolls, lands "
+              "on a face), sphere or box of size_m; auto: hull for 3D proxies, sphere for a card",
+              choices=COLLIDERS),
         Param("upright", str, "normal", "stand along the surface normal or the world up", choices=("normal", "up")),
         Param("facing_deg", float, 0.0, "turn about the up axis from facing the camera at the start frame"),
         Param("width_m", float, 0.0, "object width (0 = from the reference's aspect)", 0.0),
@@ -56,6 +60,9 @@ EFFECTS: dict[str, EffectInfo] = {
         Param("plate_mean_rgb", tuple, None, "the plate's mean colour, for the light level and ambient (default: "
               "given by gvfx render; none = neutral)"),
         Param("velocity_mps", tuple, (0.0, 0.0, 0.0), "initial velocity, world m/s"),
+        Param("spin_dps", tuple, (0.0, 0.0, 0.0), "initial angular velocity, world degrees/s (hull collider)"),
+        Param("tilt_deg", tuple, (0.0, 0.0, 0.0), "initial turn about the object's X, Y, Z axes through its centre "
+              "of mass, degrees (hull collider)"),
         Param("restitution", float, 0.35, "bounciness (0..1)", 0.0, 1.0),
         Param("friction", float, 0.3, "rolling (sphere) or sliding (box) resistance", 0.0, 1.0),
         Param("substeps", int, 8, "simulation sub-steps per frame", 1, 32),
@@ -71,8 +78,21 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
     frames = sim_frames(spec.start_frame, ctx.frames)
     fps = float(ctx.fps)
     up = np.asarray(anchor.up, np.float64) / np.linalg.norm(anchor.up)
+    kind, collider = proxy_and_collider(spec)
+    if collider == "hull":
+        from gvfx.engines.sim.insert3d.element import orientation, scaled_proxy
+        from gvfx.engines.sim.insert3d.physics import simulate_hull
+
+        ground = scene_ground(ctx, frames[0], up)
+        proxy = scaled_proxy(_built(spec, kind), spec, p)
+        simulate_hull(spec, ctx, anchor, cache, p, proxy, orientation(spec, ctx, anchor, p, frames[0]),
+                      scene_support(ctx, frames, up, ground), progress)
+        return
+    if any(np.any(np.asarray(p[k], np.float64) != 0) for k in ("spin_dps", "tilt_deg")):
+        log.warning("element %s: spin_dps and tilt_deg act on the hull collider only, not on collider: %s",
+                    spec.name, collider)
     radius = 0.5 * float(anchor.size_m)
-    rolling = proxy_and_collider(spec)[1] == "sphere"
+    rolling = collider == "sphere"
     pos = np.asarray(anchor.point, np.float64) + np.asarray(anchor.normal, np.float64) * (radius + 1e-4)
     vel = np.asarray(p["velocity_mps"], np.float64).copy()
     omega = np.zeros(3)
@@ -154,11 +174,15 @@ def sample_rotation(entries: dict[int, dict], t: float) -> np.ndarray:
 
 
 def validate(spec: ElementSpec, ctx: PlateContext | None = None) -> None:
-    """A clear error before any work: no reference, no usable matte, a mesh that does not load."""
+    """A clear error before any work: no reference, no usable matte, a mesh that does not load, a hull
+    collider without a 3D proxy."""
     _reference_path(spec)
-    kind, _ = proxy_and_collider(spec)
+    kind, collider = proxy_and_collider(spec)
     if kind != "card":
         _built(spec, kind)
+    elif collider == "hull":
+        raise InputError(f"element {spec.name}: params.collider: hull needs a 3D proxy, and proxy is card",
+                         hint="set proxy to auto/lathe/inflate/mesh, or collider to sphere or box")
 
 
 def proxy_and_collider(spec: ElementSpec) -> tuple[str, str]:
@@ -171,7 +195,7 @@ def proxy_and_collider(spec: ElementSpec) -> tuple[str, str]:
                     spec.name, kind, kind)
         return "card", kind if collider == "auto" else collider
     if collider == "auto":
-        collider = "sphere" if kind == "card" else "box"
+        collider = "sphere" if kind == "card" else "hull"
     return kind, collider
 
 

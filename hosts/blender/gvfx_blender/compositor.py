@@ -184,8 +184,10 @@ def _out(node, *names):
     return None
 
 
-def build_comp(scene, plate: Layered, elements: list[Layered]):
-    """Build or update the gvfx nodes of the scene's comp; returns the node tree."""
+def build_comp(scene, plate: Layered, elements: list[Layered], viewer: tuple[str, str] | None = None):
+    """Build or update the gvfx nodes of the scene's comp; returns the node tree. ``viewer`` (element name,
+    layer such as ``N`` or ``P``) puts that layer of that element on the Viewer node instead of the comp
+    (the group output / Composite always gets the comp)."""
     tree = _tree(scene)
     for n in [n for n in tree.nodes if n.name.startswith(PREFIX) and n.bl_idname not in
               ("NodeGroupOutput", "CompositorNodeComposite")]:
@@ -195,11 +197,14 @@ def build_comp(scene, plate: Layered, elements: list[Layered]):
     plate_node = b.image(plate.image, plate.first, plate.last, "plate", -1400, 400)
     bg = _out(plate_node, "Image", "Combined")
     el_outs = []  # (rgba socket, alpha socket)
+    shown = None  # the element layer the Viewer shows
     lights = []  # (element name, platelight socket): added to bg after every shadow
     for i, el in enumerate(elements):
         y = -300 * i
         x0 = -1400
         img = b.image(el.image, el.first, el.last, f"{el.name} element", x0, y - 200)
+        if viewer is not None and viewer[0] == el.name:
+            shown = _out(img, viewer[1])
         rgba = _out(img, "Combined", "Image")
         alpha = _out(img, "Alpha")
         col = rgba
@@ -276,8 +281,8 @@ def build_comp(scene, plate: Layered, elements: list[Layered]):
         result = bg
     out_node.location = (450, 200)
     b.link(result, out_socket)
-    viewer = b.node("CompositorNodeViewer", "viewer", 450, 0)
-    b.link(result, viewer.inputs[0])
+    view = b.node("CompositorNodeViewer", "viewer", 450, 0)
+    b.link(shown if shown is not None else result, view.inputs[0])
     return tree
 
 

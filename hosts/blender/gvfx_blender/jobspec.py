@@ -77,14 +77,41 @@ def _element(el, scene, index: int) -> dict:
         d["placement"] = {"point": [round(v, 6) for v in camera_mod.point_to_gvfx(loc, unit)]}
     elif el.placement == "SCREEN":
         d["placement"] = {"screen_norm": [round(el.screen_norm[0], 6), round(el.screen_norm[1], 6)]}
-    if el.reference.strip():
-        ref = os.path.abspath(bpy.path.abspath(el.reference.strip()))
+    params: dict = {}
+    reference = el.reference.strip()
+    if el.effect == "insert" and el.engine == "sim":
+        if el.proxy != "auto":
+            params["proxy"] = el.proxy
+        if el.collider != "auto":
+            params["collider"] = el.collider
+        if el.proxy == "mesh":
+            reference = _mesh_file(el, name)
+    if reference:
+        ref = os.path.abspath(bpy.path.abspath(reference))
         if not os.path.isfile(ref):
             raise SetupError(f"Element {name}: reference image not found: {ref}")
         d["reference"] = ref
     if el.engine != "sim" and el.prompt.strip():
-        d["params"] = {"prompt": el.prompt.strip()}
+        params["prompt"] = el.prompt.strip()
+    if params:
+        d["params"] = params
     return d
+
+
+def _mesh_file(el, name: str) -> str:
+    """The mesh an insert with Proxy: Mesh reads (the job's reference)."""
+    from .props import MESH_SUFFIXES
+
+    mesh = el.mesh_file.strip()
+    if not mesh:
+        raise SetupError(f"Element {name}: Proxy is Mesh: choose the object's mesh file (OBJ, GLB or USD)")
+    path = os.path.abspath(bpy.path.abspath(mesh))
+    if not path.lower().endswith(MESH_SUFFIXES):
+        raise SetupError(f"Element {name}: {os.path.basename(path)} is not a mesh gvfx reads "
+                         f"({', '.join(MESH_SUFFIXES)})")
+    if not os.path.isfile(path):
+        raise SetupError(f"Element {name}: mesh file not found: {path}")
+    return path
 
 
 def build_job(context) -> tuple[dict, str]:

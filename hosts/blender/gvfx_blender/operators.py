@@ -138,7 +138,19 @@ def rebuild_comp(context, data: dict | None = None):
         layers.append(compositor.Layered(el.name.strip(), img, first, last))
     if not layers:
         return None
-    return compositor.build_comp(scene, _plate_layer(context, data or {}), layers)
+    s = scene.gvfx
+    viewer = None
+    if s.viewer_layer != "COMP" and 0 <= s.active_element < len(s.elements):
+        viewer = (s.elements[s.active_element].name.strip(), s.viewer_layer)
+    return compositor.build_comp(scene, _plate_layer(context, data or {}), layers, viewer)
+
+
+def refresh_viewer(context) -> None:
+    """The viewer-layer enum's update: rebuild the comp so the Viewer shows the chosen layer."""
+    try:
+        rebuild_comp(context)
+    except (OSError, RuntimeError, ValueError, jobspec.SetupError) as exc:
+        _set_status(context, f"gvfx: cannot show {context.scene.gvfx.viewer_layer}: {exc}")
 
 
 def switch_version(context, element) -> None:

@@ -55,7 +55,15 @@ def _draw(layout, context):
         eb.prop(el, "effect")
         if el.engine != "sim":
             eb.prop(el, "prompt")
-        eb.prop(el, "reference")
+        if el.effect == "insert" and el.engine == "sim":
+            eb.prop(el, "proxy")
+            if el.proxy == "mesh":
+                eb.prop(el, "mesh_file")
+            else:
+                eb.prop(el, "reference")
+            eb.prop(el, "collider")
+        else:
+            eb.prop(el, "reference")
         eb.prop(el, "placement")
         if el.placement == "OBJECT":
             eb.prop(el, "placement_object")
@@ -77,6 +85,7 @@ def _draw(layout, context):
     row = col.row(align=True)
     row.operator("gvfx.refresh_comp", icon="NODETREE")
     row.operator("gvfx.import_layout", icon="IMPORT")
+    col.prop(s, "viewer_layer")
     col.prop(s, "layout_path")
 
 

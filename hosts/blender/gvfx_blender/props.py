@@ -11,6 +11,24 @@ EFFECTS = ("fire", "smoke", "sparks", "explosion", "dust", "debris", "rain", "sn
 ENGINES = (("sim", "Simulation", "Physically simulated element (fire, smoke, sparks, ...)"),
            ("diffusion", "Diffusion", "Generated from a prompt and/or a reference image"))
 
+PROXIES = (("auto", "Auto", "Lathe when the matte is left-right symmetric, else inflate (a mesh file: mesh)"),
+           ("lathe", "Lathe", "A surface of revolution from the silhouette: cans, bottles, cups"),
+           ("inflate", "Inflate", "A rounded volume grown from the silhouette: organic objects"),
+           ("card", "Card", "The flat cut-out facing the camera: posters, signs, leaves"),
+           ("mesh", "Mesh", "Your own mesh (OBJ, GLB or USD), scaled to Size"))
+COLLIDERS = (("auto", "Auto", "The proxy's own shape and mass (a card: a sphere)"),
+             ("hull", "Shape", "The proxy's own shape and mass: it tips, rolls, lands on a face"),
+             ("sphere", "Sphere", "A ball of the object's height: rolls"),
+             ("box", "Box", "An upright box: slides, never turns"))
+#: What the compositor's Viewer shows: the comp, or a layer of the active element (the 3D insert's world
+#: normals N and positions P, its motion vectors, shadow).
+VIEWER_LAYERS = (("COMP", "Comp", "The comp of the plate and every element"),
+                 ("N", "N (normals)", "The active element's world normals (a 3D insert)"),
+                 ("P", "P (position)", "The active element's world positions in metres (a 3D insert)"),
+                 ("motion", "Motion", "The active element's motion vectors"),
+                 ("shadow", "Shadow", "The active element's shadow"))
+MESH_SUFFIXES = (".obj", ".glb", ".usd", ".usda", ".usdc", ".usdz")
+
 _version_items_cache: dict = {}  # Blender needs the enum item strings kept alive
 
 
@@ -33,6 +51,12 @@ def _version_changed(self, context):
     from . import operators
 
     operators.switch_version(context, self)
+
+
+def _viewer_changed(self, context):
+    from . import operators
+
+    operators.refresh_viewer(context)
 
 
 class GVFX_Preferences(bpy.types.AddonPreferences):
@@ -82,6 +106,13 @@ class GVFX_Element(bpy.types.PropertyGroup):
     size_m: FloatProperty(name="Size", default=0.6, min=0.001, soft_max=50.0, unit="LENGTH",
                           description="The element's size in metres")
     seed: IntProperty(name="Seed", default=1, min=0)
+    # the insert's 3D proxy and rigid body (docs/insert.md)
+    proxy: EnumProperty(name="Proxy", default="auto", items=PROXIES,
+                        description="The object's 3D shape, built from the reference (or your mesh)")
+    mesh_file: StringProperty(name="Mesh", subtype="FILE_PATH", default="",
+                              description="The object's own mesh for Proxy: Mesh (OBJ, GLB or USD)")
+    collider: EnumProperty(name="Collider", default="auto", items=COLLIDERS,
+                           description="The rigid body that falls, tips and rolls on the plate")
     version: EnumProperty(name="Version", items=_version_items, update=_version_changed,
                           description="The version shown in the compositor")
 
@@ -109,6 +140,8 @@ class GVFX_Settings(bpy.types.PropertyGroup):
         ("FILE", "File", "A USD or .chan camera file"),
         ("NONE", "None", "gvfx's default lens, locked off")))
     camera_file: StringProperty(name="Camera file", subtype="FILE_PATH", default="")
+    viewer_layer: EnumProperty(name="Viewer", default="COMP", items=VIEWER_LAYERS, update=_viewer_changed,
+                               description="What the compositor's Viewer node shows")
     layout_path: StringProperty(name="Layout", subtype="FILE_PATH", default="",
                                 description="The shot's layout.usda (empty: OUTPUT/layout.usda)")
     elements: CollectionProperty(type=GVFX_Element)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from gvfx_nuke.params import KnobError, effect_names, effect_values, has_prompt, match_values
+from gvfx_nuke.params import KnobError, effect_names, effect_values, has_prompt, match_values, param_knob_name
 
 ELEMENT, INSERT, MATCH = "element", "insert", "match"
 KINDS = (ELEMENT, INSERT, MATCH)
@@ -22,6 +22,11 @@ PLACEMENTS = {ELEMENT: ("default", "screen", "point", "axis"), INSERT: ("default
 FRAME_RANGE_MODES = ("input", "custom")
 DEPTH_CONVENTIONS = ("z", "distance", "inverse_z", "normalized")
 OUTPUTS = ("element", "comp")
+#: The layer a node shows (its internal Shuffle's ``in``): the element's colour, the 3D insert's world
+#: normals and positions, motion vectors, shadow and holdout (docs/insert.md, Layers).
+LAYERS = ("rgba", "N", "P", "motion", "shadow", "holdout")
+#: Files the insert's ``proxy: mesh`` reads (gvfx/engines/sim/insert3d/mesh_io.py).
+MESH_SUFFIXES = (".obj", ".glb", ".usd", ".usda", ".usdc", ".usdz")
 
 #: Nuke's (non-OCIO and nuke-default) names for scene-linear spaces -> gvfx/OCIO names
 _COLORSPACE_ALIASES = {"linear": "lin_rec709", "acescg": "ACEScg", "aces - acescg (ap1)": "ACEScg",
@@ -88,6 +93,19 @@ def shot_name(script_path: str) -> str:
     (``sh010_comp_v003.nk`` -> ``sh010_comp``), so script versions share their gvfx outputs."""
     stem = Path(script_path).stem
     return re.sub(r"[_.-]v\d+$", "", stem) or stem
+
+
+def _mesh_file(knobs: dict[str, Any]) -> str:
+    """The mesh an Insert with ``proxy: mesh`` reads (its job reference), from the ``mesh_file`` knob."""
+    mesh = str(knobs.get("mesh_file", "") or "").strip()
+    if not mesh:
+        raise KnobError("mesh_file", "proxy is mesh: give the object's mesh file (OBJ, GLB or USD)")
+    if not mesh.lower().endswith(MESH_SUFFIXES):
+        raise KnobError("mesh_file", f"{os.path.basename(mesh)} is not a mesh gvfx reads: give an "
+                                     f"{', '.join(MESH_SUFFIXES)} file")
+    if not os.path.isfile(mesh):
+        raise KnobError("mesh_file", f"file not found: {mesh}")
+    return mesh
 
 
 def shot_paths(script_path: str, node_name: str, output_dir: str = "") -> ShotPaths:
@@ -284,6 +302,8 @@ def build_job(kind: str, knobs: dict[str, Any], ctx: InputContext, paths: ShotPa
     if place is not None:
         el["placement"] = place
     reference = str(knobs.get("reference", "") or "").strip()
+    if effect == "insert" and str(knobs.get(param_knob_name(engine, effect, "proxy"), "") or "") == "mesh":
+        reference = _mesh_file(knobs)
     if reference:
         if not os.path.isfile(reference):
             raise KnobError("reference", f"file not found: {reference}")

@@ -15,6 +15,7 @@ INPUTS = {J.ELEMENT: ("plate", "depth", "camera", "axis"),
           J.MATCH: ("plate", "element", "depth", "camera")}
 TITLES = {J.ELEMENT: "GVFX_Element", J.INSERT: "GVFX_Insert", J.MATCH: "GVFX_Match"}
 READ = "gvfx_read"
+LAYER = "gvfx_layer"
 _CMD = "import gvfx_nuke.generate as _g; _g.{}(nuke.thisNode())"
 
 
@@ -62,8 +63,13 @@ def create(kind: str, params: dict | None = None):
             nuke.nodes.Input(name=name, number=i)
         read = nuke.nodes.Read(name=READ)
         read["on_error"].setValue("black")
+        # the layer shown: a Shuffle of it into rgba, as Foundry's own example does (nuke.nodes.Shuffle,
+        # node['in'].setValue(layer): https://learn.foundry.com/nuke/developers/17.1/pythondevguide/examples/autoComp.py)
+        shuffle = nuke.nodes.Shuffle(name=LAYER)
+        shuffle["in"].setValue("rgba")
+        shuffle.setInput(0, read)
         out = nuke.nodes.Output()
-        out.setInput(0, read)
+        out.setInput(0, shuffle)
     finally:
         node.end()
     _add(node, nuke.Tab_Knob("gvfx_tab", "GVFX"))
@@ -83,6 +89,8 @@ def create(kind: str, params: dict | None = None):
         _add(node, nuke.Enumeration_Knob("effect", "effect", P.effect_names(params, first, kind=kind)))
         _add(node, nuke.String_Knob("prompt", "prompt"))
         _add(node, nuke.File_Knob("reference", "reference"))
+        if kind == J.INSERT:  # the object's own mesh, for proxy: mesh (the job's reference then)
+            _add(node, nuke.File_Knob("mesh_file", "mesh file"))
         _add(node, nuke.Enumeration_Knob("placement", "placement", list(J.PLACEMENTS[kind])))
         _add(node, nuke.XY_Knob("position", "position"))
         _add(node, nuke.XYZ_Knob("point", "point (m)"))
@@ -104,6 +112,10 @@ def create(kind: str, params: dict | None = None):
     if kind == J.MATCH:  # the Match node shows its comp (docs/nuke.md); "element" shows the matched layer
         show.setValue("comp")
     _add(node, show)
+    layer = nuke.Enumeration_Knob("layer", "layer", list(J.LAYERS))
+    layer.setTooltip("the layer shown: rgba, or the 3D insert's world normals (N) and positions (P), "
+                     "motion vectors, shadow, holdout")
+    _add(node, layer)
     _add(node, nuke.Enumeration_Knob("version", "version", ["(none)"]))
     for name, label, func in (("generate", "Generate", "generate"), ("cancel", "Cancel", "cancel"),
                               ("refresh", "Refresh versions", "refresh_versions"),
@@ -150,7 +162,9 @@ def update_visibility(node, params: dict | None = None) -> None:
     if kind_of(node) == J.MATCH or any(k is None for k in knobs):
         return
     engine, effect, place, frame_range = (k.value() for k in knobs)
-    show = P.visible_knobs(params, engine=engine, effect=effect, placement=place)
+    proxy = node.knob(P.param_knob_name(engine, effect, "proxy"))
+    show = P.visible_knobs(params, engine=engine, effect=effect, placement=place,
+                           proxy=proxy.value() if proxy is not None else "")
     custom = frame_range == "custom"
     show.update(first=custom, last=custom)
     for name, visible in show.items():
@@ -170,10 +184,23 @@ def knob_changed() -> None:
         params = P.load_params()
         node["effect"].setValues(P.effect_names(params, knob.value(), kind=kind))
         update_visibility(node, params)
-    elif name in ("effect", "placement", "frame_range", "showPanel"):
+    elif name in ("effect", "placement", "frame_range", "showPanel") or name.endswith("__proxy"):
         update_visibility(node)
     elif name in ("version", "output"):
         show_version(node)
+    elif name == "layer":
+        show_layer(node)
+
+
+def show_layer(node) -> None:
+    """Shuffle the layer the ``layer`` knob names into rgba (``rgba``: the element as it is)."""
+    node.begin()
+    try:
+        shuffle = nuke.toNode(LAYER)
+    finally:
+        node.end()
+    if shuffle is not None:
+        shuffle["in"].setValue(node["layer"].value())
 
 
 def read_node(node):

@@ -141,9 +141,11 @@ def match_knob_specs(params: dict) -> list[dict]:
     return specs
 
 
-def visible_knobs(params: dict, *, engine: str, effect: str, placement: str) -> dict[str, bool]:
-    """Which knobs to show for an engine/effect/placement choice (the knobChanged callback applies it)."""
+def visible_knobs(params: dict, *, engine: str, effect: str, placement: str, proxy: str = "") -> dict[str, bool]:
+    """Which knobs to show for an engine/effect/placement (and insert ``proxy``) choice (the knobChanged
+    callback applies it): the mesh file only for ``proxy: mesh``."""
     show = {s["name"]: (s["engine"] == engine and s["effect"] == effect) for s in effect_knob_specs(params)}
+    show["mesh_file"] = effect == "insert" and proxy == "mesh"
     show["prompt"] = has_prompt(params, engine, effect)
     show["position"] = placement == "screen"
     show["point"] = placement == "point"

@@ -45,7 +45,7 @@ def test_auto_chooses_lathe_for_a_symmetric_can_and_says_so(shot):
     spec = shot[0]
     meta = insert.metadata(spec)
     assert meta["gvfx:insert:proxy"] == "lathe" and float(meta["gvfx:insert:symmetry"]) > 0.95
-    assert meta["gvfx:insert:collider"] == "box"
+    assert meta["gvfx:insert:collider"] == "hull"  # auto: the proxy's own shape
 
 
 def test_silhouette_follows_the_true_can_through_orbit_and_crane(shot):

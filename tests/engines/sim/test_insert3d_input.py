@@ -154,5 +154,5 @@ def test_deprecated_proxy_sphere_is_the_collider_and_a_card(tmp_path, caplog):
     spec = _spec("x.png", params={"proxy": "sphere"})
     assert insert.proxy_and_collider(spec) == ("card", "sphere")
     assert "deprecated" in caplog.text
-    assert insert.proxy_and_collider(_spec("x.png", params={"proxy": "lathe"})) == ("lathe", "box")
+    assert insert.proxy_and_collider(_spec("x.png", params={"proxy": "lathe"})) == ("lathe", "hull")
     assert insert.proxy_and_collider(_spec("x.png", params={"proxy": "card"})) == ("card", "sphere")

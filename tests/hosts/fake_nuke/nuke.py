@@ -325,6 +325,12 @@ class Node:
             self.script_name = ""
         elif self._class == "Group":
             builtin = {"knobChanged": String_Knob("knobChanged")}
+        elif self._class == "Shuffle":
+            # in: the layer shuffled into out (rgba); Foundry's example sets it by name:
+            # shuffleNode['in'].setValue(layer)
+            # (https://learn.foundry.com/nuke/developers/17.1/pythondevguide/examples/autoComp.py)
+            builtin = {"in": String_Knob("in"), "out": String_Knob("out")}
+            builtin["in"]._value = builtin["out"]._value = "rgba"
         builtin["selected"] = Boolean_Knob("selected")
         builtin["xpos"], builtin["ypos"] = Int_Knob("xpos"), Int_Knob("ypos")
         for k in builtin.values():
@@ -408,6 +414,8 @@ class Node:
         src = self.input(0)
         if src is None:
             raise RuntimeError(f"{self.name()}: no input")
+        if self._class == "Shuffle":
+            return _shuffled(src._image(frame), self._knobs["in"].value())
         return src._image(frame)
 
     def _read_file(self, frame: int):
@@ -440,6 +448,26 @@ class Node:
     def metadata(self) -> dict:
         img = self._image(self.firstFrame())
         return {f"exr/{k}": v for k, v in img.metadata.items()}
+
+
+def _shuffled(img, layer: str):
+    """The image with ``layer``'s channels in red, green, blue, alpha as Nuke names an EXR's channels
+    (N.R -> N.red, motion.U -> motion.u: R G B A, U V, X Y Z in that order, whatever the file's order);
+    the other channels kept; a layer the image lacks gives black."""
+    import dataclasses
+
+    import numpy as np
+
+    if layer in ("", "rgba"):
+        return img
+    rank = {k: i for i, k in enumerate("RGBAUVXYZ")}
+    src = sorted((c for c in img.channels if c.startswith(layer + ".")),
+                 key=lambda c: (rank.get(c.split(".")[-1].upper(), 99), c))
+    zero = np.zeros((img.height, img.width), np.float32)
+    ch = dict(img.channels)
+    for i, dst in enumerate("RGBA"):
+        ch[dst] = img.channels[src[i]] if i < len(src) else zero
+    return dataclasses.replace(img, channels=ch)
 
 
 class _Nodes:

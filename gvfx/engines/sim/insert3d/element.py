@@ -24,7 +24,7 @@ from gvfx.engines.sim.insert3d.shade import plate_lighting
 
 log = logging.getLogger(__name__)
 
-__all__ = ["proxy_for", "scaled_proxy", "orientation", "render_3d", "LayoutProxy", "layout_proxy"]
+__all__ = ["proxy_for", "scaled_proxy", "orientation", "render_3d", "LayoutProxy", "layout_proxy", "track_point"]
 
 
 def proxy_for(reference: Path, kind: str, p: dict, cutout_fn) -> BuiltProxy:
@@ -68,12 +68,12 @@ def orientation(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, p: dict, s
 def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cache: SimCache, p: dict,
               built: BuiltProxy, frames: list[int], times: np.ndarray, entries: dict, sample,
               sample_rotation) -> ElementFrame:
-    """Render the element's proxy at ``frame``: ``sample(entries, t)`` gives the collider's centre,
-    ``sample_rotation(entries, t)`` its rolling rotation; the proxy turns about its own middle."""
+    """Render the element's proxy at ``frame``: ``sample(entries, t)`` gives the tracked point (the
+    centre of mass, or the sphere/box collider's centre), ``sample_rotation(entries, t)`` the simulated
+    rotation about it."""
     proxy = scaled_proxy(built, spec, p)
     rot = orientation(spec, ctx, anchor, p, frames[0])
-    radius = float(entries[frame]["radius_m"])
-    mid_local = np.array([0.0, radius, 0.0])  # the collider's centre in object space (base + size_m / 2)
+    mid_local = track_point(entries[frame])
 
     def pose_at(t: float) -> Pose:
         centre, _ = sample(entries, t)
@@ -91,6 +91,14 @@ def render_3d(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, 
     z = np.where(fr.rgba[..., 3] > 0, fr.z, np.inf).astype(np.float32)
     extra = {"motion": fr.motion, "N": fr.normal, "P": fr.position, "shadow": fr.shadow, "contact": fr.contact}
     return ElementFrame(fr.rgba, z, holdout_from_depth(z, plate_z), extra)
+
+
+def track_point(entry: dict) -> np.ndarray:
+    """(3,) the object-space point the cached track follows: the centre of mass (hull collider) or the
+    sphere/box collider's centre (base + size_m / 2)."""
+    if "centre_local" in entry:
+        return np.asarray(entry["centre_local"], np.float64)
+    return np.array([0.0, float(entry["radius_m"]), 0.0])
 
 
 @dataclass(frozen=True)
@@ -122,5 +130,5 @@ def layout_proxy(spec: ElementSpec, ctx: PlateContext, cache_dir: Path) -> Layou
         if cache.has(f):
             d = cache.read(f)
             r = (np.asarray(d["rot_track"][0], np.float64) if "rot_track" in d else np.eye(3)) @ rot
-            poses[f] = (r, np.asarray(d["pos"], np.float64) - r @ np.array([0.0, float(d["radius_m"]), 0.0]))
+            poses[f] = (r, np.asarray(d["pos"], np.float64) - r @ track_point(d))
     return LayoutProxy(proxy, poses)
