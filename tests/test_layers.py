@@ -33,7 +33,7 @@ NEVER = {
 #: the core modules, so a new module has to be placed in the map deliberately
 CORE = {"gvfx", "gvfx.camera", "gvfx.camera_io", "gvfx.color", "gvfx.comp", "gvfx.config", "gvfx.depth",
         "gvfx.element", "gvfx.errors", "gvfx.exr", "gvfx.exr.channels", "gvfx.exr.reader", "gvfx.exr.writer",
-        "gvfx.exr_info", "gvfx.exr_sequence", "gvfx.limits", "gvfx.params",
+        "gvfx.exr_info", "gvfx.exr_sequence", "gvfx.limits", "gvfx.names", "gvfx.params",
         "gvfx.preview", "gvfx.probe", "gvfx.sequence", "gvfx.surface"}
 
 #: a module holds one idea and stays under this many lines (docs/architecture.md); past it, split it by idea
