@@ -103,15 +103,19 @@ def run(args: dict) -> dict:
     seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    po = pycolmap.SequentialPairingOptions()
-    po.overlap = int(args.get("overlap", 8))
-    po.quadratic_overlap = False
     mo_match = pycolmap.FeatureMatchingOptions()
     mo_match.num_threads = int(args.get("matching_threads", nthreads))
     vo = pycolmap.TwoViewGeometryOptions()
     vo.ransac.random_seed = seed
-    pycolmap.match_sequential(db_path, matching_options=mo_match, pairing_options=po, verification_options=vo,
-                              device=pycolmap.Device.cpu)
+    if args.get("exhaustive"):
+        pycolmap.match_exhaustive(db_path, matching_options=mo_match, verification_options=vo,
+                                  device=pycolmap.Device.cpu)
+    else:
+        po = pycolmap.SequentialPairingOptions()
+        po.overlap = int(args.get("overlap", 10))
+        po.quadratic_overlap = bool(args.get("quadratic_overlap", True))
+        pycolmap.match_sequential(db_path, matching_options=mo_match, pairing_options=po,
+                                  verification_options=vo, device=pycolmap.Device.cpu)
     seconds["matching"] = time.perf_counter() - t0
 
     # What the database says: keypoints per image, two-view geometry per pair.
@@ -150,6 +154,9 @@ def run(args: dict) -> dict:
     opts.multiple_models = False
     opts.random_seed = seed
     opts.extract_colors = True
+    for key in ("init_min_tri_angle", "init_min_num_inliers", "init_max_forward_motion", "abs_pose_min_num_inliers"):
+        if args.get(key) is not None:
+            setattr(opts.mapper, key, type(getattr(opts.mapper, key))(args[key]))
     if float(args.get("max_runtime_s", 0)) > 0:
         opts.max_runtime_seconds = int(float(args["max_runtime_s"]))
     if focal_px:
