@@ -95,11 +95,30 @@ def main() -> None:
         gv = np.diff([t] + per_frame).tolist()
         results[mode] = (statistics.median(bare_t), statistics.median(gv), total)
 
+    # tiled refinement (tile_refine): the element at ~2x the model's size in a plate twice the model's size
+    big = kit.plate_ctx((1001,), width=2 * s, height=2 * s)
+    tiled_t = {}
+    for tiled in (False, True):
+        params = {"stack": "sd15_depth_ip", "models": str(store), "model_resolution": s, "steps": max(args.steps, 4),
+                  "prompt": "a fire", "consistency": False, "tile_refine": tiled, "tile_strength": 0.3}
+        spec = ElementSpec(name=f"t_{tiled}", effect="element", engine="diffusion",
+                           placement=Placement(screen=(s, s * 1.2)), size_m=3.0, seed=3, params=params)
+        runs, passes = [], []
+        for k in range(3):
+            t = time.perf_counter()
+            DiffusionEngine().prepare(spec, big, tmp / f"tile_{tiled}_{k}",
+                                      progress=lambda d, tot, msg="": passes.append(msg))
+            runs.append(time.perf_counter() - t)
+        tiled_t[tiled] = statistics.median(runs)
+        tile_calls = sum("refine" in m and " step 1/" in m for m in passes) // len(runs)
+
     print(f"tiny sd15_depth_ip, {s}x{s}, {args.steps} steps, {n} frames, CPU ({torch.get_num_threads()} threads)")
     print(f"  stack load (once per process): {load_s:.2f} s; loads this run: {load_count()}")
     for mode, (b, g, total) in results.items():
         print(f"  {mode:8s} bare diffusers {b:.3f} s/frame | gvfx {g:.3f} s/frame | overhead {100 * (g / b - 1):+.1f}% "
               f"| {n} frames {total:.2f} s (= {total / b:.1f} bare frame times)")
+    print(f"  element at plate size {2 * s}x{2 * s} plate: plain {tiled_t[False]:.3f} s/frame | tile_refine "
+          f"{tiled_t[True]:.3f} s/frame (x{tiled_t[True] / tiled_t[False]:.2f}; {tile_calls} tiles of {s} px, {max(args.steps, 4)} steps x strength 0.3)")
 
 
 if __name__ == "__main__":

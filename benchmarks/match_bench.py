@@ -4,7 +4,9 @@ match layer, and the comp) with gvfx.exr in the same run; peak RSS after each si
 
 The scene: a ground-plane plate with grain and depth, a 20%-of-height element with Z, a moving camera,
 every match step on (colour, haze, defocus, holdout, shadow, grain, light wrap, motion vectors), 5%
-overscan. Timings are medians; the machine is shared (2 cores), so they are noisy.
+overscan. Timings are medians; the machine is shared (2 cores), so they are noisy. The platelight
+column is gvfx.match.emitted_light alone for an emissive element of MAX_LIGHTS point lights (the cost
+``match_frame`` adds for fire, sparks or an explosion), on the display window.
 
     .venv/bin/python benchmarks/match_bench.py [--sizes 2048x1152 4096x2160] [--frames 3]
 """
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gvfx.camera import Camera, CameraTrack, look_at  # noqa: E402
 from gvfx.engines.base import ElementFrame  # noqa: E402
 from gvfx.exr import read_exr, write_layers  # noqa: E402
+from gvfx.match import emitted_light  # noqa: E402
 from gvfx.match.lens import overscan_camera, overscan_margin, pad_edge  # noqa: E402
 from gvfx.match.stage import (MatchSettings, PlateSample, estimate, layer_dict, match_frame,  # noqa: E402
                               rebuild_comp, write_matched)
@@ -75,7 +78,16 @@ def run(w: int, h: int, frames: int) -> dict:
             read_exr(Path(tmp) / "el.exr")
             read_exr(Path(tmp) / "comp.exr")
             io_t.append(time.perf_counter() - t0)
+    rng = np.random.default_rng(1)
+    lights = np.array([0.0, 0.5, 0.0]) + rng.uniform(-0.3, 0.3, (emitted_light.MAX_LIGHTS, 3))
+    inten = np.full((emitted_light.MAX_LIGHTS, 3), 0.05, np.float32)
+    light_t = []
+    for f in range(frames):
+        t0 = time.perf_counter()
+        emitted_light.plate_light(lights, inten, plate[..., :3], z, track.camera_at(1), track.transform(1))
+        light_t.append(time.perf_counter() - t0)
     return {"size": f"{w}x{h}", "estimate_s": t_est, "match_s": statistics.median(match_t),
+            "light_s": statistics.median(light_t),
             "io_s": statistics.median(io_t), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -84,12 +96,13 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["2048x1152", "4096x2160"])
     ap.add_argument("--frames", type=int, default=3)
     args = ap.parse_args()
-    print(f"{'size':>10} {'estimate s':>11} {'match s/frame':>14} {'write+read s/frame':>19} {'ratio':>6} {'peak RSS MB':>12}")
+    print(f"{'size':>10} {'estimate s':>11} {'match s/frame':>14} {'write+read s/frame':>19} {'ratio':>6} "
+          f"{'platelight s/frame':>19} {'peak RSS MB':>12}")
     for size in args.sizes:
         w, h = (int(x) for x in size.split("x"))
         r = run(w, h, args.frames)
         print(f"{r['size']:>10} {r['estimate_s']:>11.2f} {r['match_s']:>14.2f} {r['io_s']:>19.2f} "
-              f"{r['match_s'] / r['io_s']:>6.2f} {r['peak_rss_mb']:>12.0f}", flush=True)
+              f"{r['match_s'] / r['io_s']:>6.2f} {r['light_s']:>19.2f} {r['peak_rss_mb']:>12.0f}", flush=True)
 
 
 if __name__ == "__main__":

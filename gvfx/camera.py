@@ -279,16 +279,19 @@ class CameraTrack:
         return self.transform(frame)[:3, 3].copy()
 
 
-def load_camera(path: str | Path, width: int, height: int, frames: list[int] | None = None) -> CameraTrack:
-    """Load a camera track from a USD file or a Nuke ``.chan`` file, by extension."""
+def load_camera(path: str | Path, width: int, height: int, frames: list[int] | None = None,
+                prim: str | None = None) -> CameraTrack:
+    """Load a camera track from a USD file (``prim``: that camera, else the first) or a Nuke ``.chan``."""
     p = Path(path)
     if not p.exists():
         raise CameraError("camera file not found", path=p, hint="check the path in the job's camera field")
     suffix = p.suffix.lower()
     if suffix == ".chan":
+        if prim:
+            raise CameraError(f"a .chan file holds one camera: prim {prim} does not apply", path=p)
         from gvfx.camera_io import read_chan
         return read_chan(p, width, height)
     if suffix in (".usd", ".usda", ".usdc", ".usdz"):
         from gvfx.camera_io import read_usd_camera
-        return read_usd_camera(p, width, height, frames=frames)
+        return read_usd_camera(p, width, height, frames=frames, prim_path=prim)
     raise CameraError(f"unknown camera file type {suffix!r}", path=p, hint="give a .usd/.usda/.usdc or a Nuke .chan")

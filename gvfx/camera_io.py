@@ -9,7 +9,8 @@ Conventions (see ``gvfx/camera.py`` and docs/conventions.md):
   derived from it with a vertical film back of ``haperture_mm * height / width`` (horizontal fit).
 - USD: matrices are row-vector (``p' = p @ M``), transposed here to gvfx's column convention.
   Z-up stages are rotated -90 deg about X into gvfx's Y-up world, translations are scaled by
-  ``metersPerUnit``; apertures and focal length are read as millimetres.
+  ``metersPerUnit``; focal length, apertures and offsets are in tenths of a scene unit (UsdGeomCamera,
+  "Units of Measure for Camera Properties"): mm = value x 100 x metersPerUnit, read per frame.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from gvfx.camera import DEFAULT_FOCAL_MM, DEFAULT_HAPERTURE_MM, Camera, CameraTrack
 from gvfx.errors import CameraError
 
-__all__ = ["read_chan", "write_chan", "read_usd_camera", "write_usd_camera", "euler_to_matrix",
+__all__ = ["read_chan", "write_chan", "read_usd_camera", "write_usd_camera", "author_usd_camera", "UNITS_KEY", "euler_to_matrix",
            "matrix_to_euler_zxy", "Z_UP_TO_Y_UP"]
 
 log = logging.getLogger(__name__)
@@ -188,11 +189,16 @@ def _open_stage(p: Path):
 def _find_camera(stage, p: Path, prim_path: str | None):
     _, _, Usd, UsdGeom = _pxr()
     if prim_path:
-        prim = stage.GetPrimAtPath(prim_path)
+        try:
+            prim = stage.GetPrimAtPath(prim_path)
+        except Exception:  # noqa: BLE001 - pxr raises on a malformed path
+            prim = None
         if not prim or not prim.IsValid():
-            raise CameraError(f"no prim at {prim_path}", path=p)
+            cams = [str(q.GetPath()) for q in stage.Traverse() if q.IsA(UsdGeom.Camera)][:8]
+            raise CameraError(f"camera.prim: no prim at {prim_path}", path=p,
+                              hint=f"cameras in the file: {', '.join(cams) or 'none'}")
         if not prim.IsA(UsdGeom.Camera):
-            raise CameraError(f"prim {prim_path} is a {prim.GetTypeName() or 'typeless prim'}, not a Camera",
+            raise CameraError(f"camera.prim: prim {prim_path} is a {prim.GetTypeName() or 'typeless prim'}, not a Camera",
                               path=p)
         return UsdGeom.Camera(prim)
     for prim in stage.Traverse():
@@ -201,9 +207,24 @@ def _find_camera(stage, p: Path, prim_path: str | None):
     raise CameraError("no UsdGeom.Camera in the stage", path=p, hint="export the camera with the scene")
 
 
-def _time_samples(cam, focal_attr) -> list[float]:
+#: customData key gvfx writes on every camera prim from now on; its value names the unit convention.
+UNITS_KEY = "gvfx:cameraUnits"
+#: UsdGeomCamera's own convention: lens and film back in tenths of a scene unit.
+UNITS_SPEC = "tenthsOfSceneUnit"
+#: The layer doc string gvfx writes on camera.usda (layout.usda has its own, also starting with "gvfx").
+CAMERA_DOC = "gvfx camera (lens and film back in tenths of a scene unit, docs/conventions.md)"
+
+
+def _camera_attrs(cam) -> list:
+    return [cam.GetFocalLengthAttr(), cam.GetHorizontalApertureAttr(), cam.GetVerticalApertureAttr(),
+            cam.GetHorizontalApertureOffsetAttr(), cam.GetVerticalApertureOffsetAttr()]
+
+
+def _time_samples(cam) -> list[float]:
     _, _, _, UsdGeom = _pxr()
-    times: set[float] = set(focal_attr.GetTimeSamples())
+    times: set[float] = set()
+    for attr in _camera_attrs(cam):
+        times.update(attr.GetTimeSamples())
     prim = cam.GetPrim()
     while prim and not prim.IsPseudoRoot():
         xf = UsdGeom.Xformable(prim)
@@ -213,24 +234,48 @@ def _time_samples(cam, focal_attr) -> list[float]:
     return sorted(times)
 
 
+def _num(v) -> str:
+    return "unset" if v is None else f"{float(v):.6g}"
+
+
+def _legacy_gvfx_mm(stage, cam, up, mpu: float) -> bool:
+    """True for a camera gvfx wrote before it followed the spec (lens in mm on a metre stage).
+
+    Such a file has no ``gvfx:cameraUnits`` key and is gvfx's own: its root layer doc string starts with
+    "gvfx" (layout.usda), or it has the exact shape of the old camera.usda (Y up, metres, ``/World/Camera``
+    as default prim's only camera with a single ``xformOp:transform``).
+    """
+    _, _, _, UsdGeom = _pxr()
+    prim = cam.GetPrim()
+    if prim.GetCustomDataByKey(UNITS_KEY) is not None:
+        return False
+    if stage.GetRootLayer().documentation.startswith("gvfx"):
+        return True
+    ops = [str(n) for n in UsdGeom.Xformable(prim).GetXformOpOrderAttr().Get() or []]
+    default = stage.GetDefaultPrim()
+    return (up == UsdGeom.Tokens.y and mpu == 1.0 and str(prim.GetPath()) == "/World/Camera"
+            and bool(default) and str(default.GetPath()) == "/World" and ops == ["xformOp:transform"])
+
+
 def read_usd_camera(path: str | Path, width: int, height: int, *, prim_path: str | None = None,
                     frames: Sequence[int] | None = None) -> CameraTrack:
     """Read the first ``UsdGeom.Camera`` (or ``prim_path``) of a USD file into a CameraTrack.
 
-    Frames are ``frames`` when given, else every whole frame spanned by the time samples of the
-    camera's (and its ancestors') transforms and focal length, else the stage's start frame.
+    Lens and film back are in tenths of a scene unit (mm = value x 100 x metersPerUnit), each read at the
+    frame's time code (falling back to the default value); gvfx's own pre-spec files are read as mm.
+    Frames are ``frames`` when given, else every whole frame spanned by the time samples of the camera's
+    attributes and of its (and its ancestors') transforms, else the stage's start frame.
     """
     p = Path(path)
     Gf, _, Usd, UsdGeom = _pxr()
     stage = _open_stage(p)
     cam = _find_camera(stage, p, prim_path)
-    focal_attr = cam.GetFocalLengthAttr()
     if frames is not None:
         frame_list = sorted({int(f) for f in frames})
         if not frame_list:
             raise CameraError("no frames asked for", path=p)
     else:
-        times = _time_samples(cam, focal_attr)
+        times = _time_samples(cam)
         if times:
             frame_list = list(range(math.ceil(times[0]), math.floor(times[-1]) + 1)) or [round(times[0])]
         elif stage.HasAuthoredMetadata("startTimeCode"):
@@ -239,40 +284,93 @@ def read_usd_camera(path: str | Path, width: int, height: int, *, prim_path: str
             frame_list = [1]
     up = UsdGeom.GetStageUpAxis(stage)
     mpu = float(UsdGeom.GetStageMetersPerUnit(stage))
+    legacy = _legacy_gvfx_mm(stage, cam, up, mpu)
+    to_mm = 1.0 if legacy else 100.0 * mpu
+    if legacy:
+        log.info("%s: camera written by gvfx before it followed UsdGeomCamera units: reading lens and film "
+                 "back as millimetres", p)
     world = Z_UP_TO_Y_UP if up == UsdGeom.Tokens.z else np.eye(4)
-    mats, focals = [], []
+    focal_a, hap_a, vap_a, hoff_a, voff_a = _camera_attrs(cam)
+    where = f"camera {cam.GetPath()}"
+    mats, focals, offsets, haps = [], [], [], []
+    vap0 = 0.0
     for f in frame_list:
         t = Usd.TimeCode(f)
         m = np.array(cam.ComputeLocalToWorldTransform(t), dtype=np.float64).T  # row -> column vectors
         m = world @ m
         m[:3, 3] *= mpu
         mats.append(_orthonormal(m))
-        focal = focal_attr.Get(t)
-        if focal is None or not focal > 0:
-            raise CameraError(f"camera {cam.GetPath()} has focal length {focal} at frame {f}", path=p, frame=f)
-        focals.append(float(focal))
-    hap = float(cam.GetHorizontalApertureAttr().Get() or 0.0)
-    vap = float(cam.GetVerticalApertureAttr().Get() or 0.0)
-    hoff = float(cam.GetHorizontalApertureOffsetAttr().Get() or 0.0)
-    voff = float(cam.GetVerticalApertureOffsetAttr().Get() or 0.0)
-    if not hap > 0:
-        raise CameraError(f"camera {cam.GetPath()} has horizontal aperture {hap}", path=p)
-    if vap > 0 and abs(vap / hap - height / width) > 1e-3:
+        focal, hap = focal_a.Get(t), hap_a.Get(t)
+        if focal is None or not math.isfinite(focal) or not focal > 0:
+            raise CameraError(f"{where}: focalLength is {_num(focal)} at frame {f}", path=p, frame=f,
+                              hint="a camera needs a positive focal length")
+        if hap is None or not math.isfinite(hap) or not hap > 0:
+            raise CameraError(f"{where}: horizontalAperture is {_num(hap)} at frame {f}", path=p, frame=f,
+                              hint="a camera needs a positive film back width")
+        vap = vap_a.Get(t)
+        if vap is not None and not vap > 0:
+            raise CameraError(f"{where}: verticalAperture is {_num(vap)} at frame {f}", path=p, frame=f,
+                              hint="a camera needs a positive film back height")
+        if f == frame_list[0]:
+            vap0 = float(vap or 0.0)
+        focals.append(float(focal) * to_mm)
+        haps.append(float(hap) * to_mm)
+        offsets.append((float(hoff_a.Get(t) or 0.0) / float(hap), float(voff_a.Get(t) or 0.0) / float(hap)))
+    hap0 = haps[0]
+    # gvfx's CameraTrack has one film back: a time-varying one becomes the same field of view in the lens
+    focals = [fo * hap0 / h for fo, h in zip(focals, haps)]
+    if max(abs(o[0] - offsets[0][0]) + abs(o[1] - offsets[0][1]) for o in offsets) > 1e-6:
+        log.warning("%s: %s has animated aperture offsets; gvfx uses frame %d's", p, where, frame_list[0])
+    if vap0 > 0 and abs(vap0 * to_mm / hap0 - height / width) > 1e-3:
         log.info("%s: film back aspect %.4f differs from the plate's %.4f; gvfx fits the horizontal aperture",
-                 p, vap / hap, height / width)
-    offset_px = (hoff / hap * width, -voff / hap * width)
-    camera = Camera(focals[0], hap, width, height, center_offset_px=offset_px)
+                 p, vap0 * to_mm / hap0, height / width)
+    # the offset moves the film window: the principal point moves the other way (Gf.Camera's frustum)
+    offset_px = (-offsets[0][0] * width, offsets[0][1] * width)
+    if legacy:  # gvfx's old writer stored the principal-point offset with the opposite sign
+        offset_px = (-offset_px[0], -offset_px[1])
+    camera = Camera(focals[0], hap0, width, height, center_offset_px=offset_px)
     varying = max(focals) - min(focals) > 1e-6
     return CameraTrack(camera, tuple(frame_list), np.stack(mats), tuple(focals) if varying else None,
                        metadata={"source": str(p), "format": "usd", "prim": str(cam.GetPath()),
-                                 "up_axis": str(up), "meters_per_unit": mpu})
+                                 "up_axis": str(up), "meters_per_unit": mpu,
+                                 "lens_units": "mm (legacy gvfx file)" if legacy else UNITS_SPEC})
+
+
+def author_usd_camera(stage, track: CameraTrack, prim_path: str):
+    """Define ``prim_path`` as a ``UsdGeom.Camera`` for ``track`` on ``stage`` in the spec's units.
+
+    Lens and film back become mm / (100 x the stage's metersPerUnit); the transform is one time-sampled
+    ``xformOp:transform`` in the stage's metres. Returns the ``UsdGeom.Camera`` (callers add clipping etc.).
+    """
+    Gf, Sdf, Usd, UsdGeom = _pxr()
+    mpu = float(UsdGeom.GetStageMetersPerUnit(stage))
+    k = 1.0 / (100.0 * mpu)
+    cam = UsdGeom.Camera.Define(stage, prim_path)
+    cam.GetPrim().SetCustomDataByKey(UNITS_KEY, UNITS_SPEC)
+    c = track.camera
+    cam.GetHorizontalApertureAttr().Set(float(c.haperture_mm * k))
+    cam.GetVerticalApertureAttr().Set(float(c.vaperture * k))
+    cam.GetHorizontalApertureOffsetAttr().Set(float(-c.center_offset_px[0] / c.width * c.haperture_mm * k))
+    cam.GetVerticalApertureOffsetAttr().Set(float(c.center_offset_px[1] / c.width * c.haperture_mm * k))
+    op = cam.AddTransformOp()
+    focal_attr = cam.GetFocalLengthAttr()
+    for i, frame in enumerate(track.frames):
+        m = np.array(track.cam_to_world[i], dtype=np.float64, copy=True)
+        m[:3, 3] /= mpu
+        op.Set(Gf.Matrix4d(m.T.tolist()), Usd.TimeCode(frame))
+        if track.focal_mm is not None:
+            focal_attr.Set(float(track.focal_mm[i] * k), Usd.TimeCode(frame))
+    if track.focal_mm is None:
+        focal_attr.Set(float(c.focal_mm * k))
+    return cam
 
 
 def write_usd_camera(path: str | Path, track: CameraTrack, fps: float = 24.0,
                      prim_path: str = "/World/Camera") -> None:
     """Write ``track`` as a ``UsdGeom.Camera`` with a time-sampled transform and focal length.
 
-    Y-up, metersPerUnit 1, start/end time codes = the track's frames, apertures in mm.
+    Y-up, metersPerUnit 1, start/end time codes = the track's frames, lens and film back in tenths of a
+    metre (UsdGeomCamera's units: 35 mm is 0.35), marked with ``gvfx:cameraUnits``.
     """
     Gf, Sdf, Usd, UsdGeom = _pxr()
     p = Path(path)
@@ -283,23 +381,11 @@ def write_usd_camera(path: str | Path, track: CameraTrack, fps: float = 24.0,
     stage.SetEndTimeCode(track.frames[-1])
     stage.SetTimeCodesPerSecond(fps)
     stage.SetFramesPerSecond(fps)
+    stage.GetRootLayer().documentation = CAMERA_DOC
     root = Sdf.Path(prim_path).GetPrefixes()[0]
     UsdGeom.Xform.Define(stage, root)
     stage.SetDefaultPrim(stage.GetPrimAtPath(root))
-    cam = UsdGeom.Camera.Define(stage, prim_path)
-    c = track.camera
-    cam.GetHorizontalApertureAttr().Set(float(c.haperture_mm))
-    cam.GetVerticalApertureAttr().Set(float(c.vaperture))
-    cam.GetHorizontalApertureOffsetAttr().Set(float(c.center_offset_px[0] / c.width * c.haperture_mm))
-    cam.GetVerticalApertureOffsetAttr().Set(float(-c.center_offset_px[1] / c.width * c.haperture_mm))
-    op = cam.AddTransformOp()
-    focal_attr = cam.GetFocalLengthAttr()
-    for i, frame in enumerate(track.frames):
-        op.Set(Gf.Matrix4d(track.cam_to_world[i].T.tolist()), Usd.TimeCode(frame))
-        if track.focal_mm is not None:
-            focal_attr.Set(float(track.focal_mm[i]), Usd.TimeCode(frame))
-    if track.focal_mm is None:
-        focal_attr.Set(float(c.focal_mm))
+    author_usd_camera(stage, track, prim_path)
     try:
         ok = stage.GetRootLayer().Export(str(p))
     except Exception as exc:

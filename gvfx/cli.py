@@ -102,12 +102,26 @@ def cmd_models(args: argparse.Namespace) -> int:
         if not names:
             print(f"no stack installed in {store.models_root(root)}")
         return 1 if bad else 0
+    from gvfx.engines.diffusion.memory import describe
+    from gvfx.engines.diffusion.runtime import default_dtype, free_gib
+    from gvfx.engines.diffusion.stacks import load_manifest
+
+    free = args.free_gb
+    dtype = args.dtype
+    if free is None or dtype == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        free = free_gib(device) if free is None else free
+        dtype = (default_dtype(device) if device != "cpu" else "bf16") if dtype == "auto" else dtype
     print(f"model store: {store.models_root(root)}")
     for st in store.list_stacks(root):
         flag = f"  NON-COMMERCIAL: {', '.join(st.non_commercial)}" if st.non_commercial else ""
         state = "installed" if st.installed else ("incomplete" if st.folder.is_dir() else "missing")
         print(f"{st.name:18s} {st.kind:5s} {st.family:11s} {state:10s}{flag}")
         print(f"{'':18s} licences: {st.licenses}")
+        for line in describe(load_manifest(st.name), st.folder, free, dtype):
+            print(f"{'':18s} {line}")
     return 0
 
 
@@ -214,7 +228,20 @@ def cmd_match(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gvfx.demo.run import run_demo
 
+    from gvfx.limits import MAX_FRAMES
+
     w, h = _parse_resolution(args.resolution)
+    if not 1 <= args.frames <= MAX_FRAMES:
+        raise GvfxError(f"--frames {args.frames}: give 1 to {MAX_FRAMES} frames")
+    if args.all_effects:
+        from gvfx.demo.all_effects import run_all_effects
+
+        with _progress(not args.quiet) as update:
+            effects = tuple(e.strip() for e in args.effects.split(",") if e.strip()) if args.effects else None
+            fx = run_all_effects(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
+                                 **({"effects": effects} if effects else {}))
+        print(fx.describe())
+        return 0
     with _progress(not args.quiet) as update:
         summary = run_demo(Path(args.out), frames=args.frames, width=w, height=h, progress=update,
                            solve=args.solve, engine=args.engine)
@@ -296,13 +323,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _parse_resolution(text: str) -> tuple[int, int]:
+    from gvfx.limits import MAX_SIDE_PX
+
     try:
         w, h = (int(x) for x in text.lower().split("x"))
-        if w < 16 or h < 16:
-            raise ValueError
-        return w, h
     except ValueError:
         raise GvfxError(f"--resolution {text!r} is not WIDTHxHEIGHT", hint="e.g. --resolution 960x540") from None
+    if min(w, h) < 16 or max(w, h) > MAX_SIDE_PX:
+        raise GvfxError(f"--resolution {w}x{h}: each side must be 16 to {MAX_SIDE_PX} pixels",
+                        hint="e.g. --resolution 960x540")
+    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="diffusion: model-made elements (a tiny random model, i.e. noise, when none is installed)")
     s.add_argument("--solve", action="store_true",
                    help="forget the plate's camera and depth: solve them with `gvfx analyze` and place by screen")
+    s.add_argument("--all-effects", action="store_true",
+                   help="render every sim effect alone with the job defaults; a contact sheet each in OUT/effects/")
+    s.add_argument("--effects", default=None, help="with --all-effects: only these, comma-separated (e.g. fire,rain)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_demo)
 
@@ -452,7 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", help="model store folder (default: $GVFX_MODELS or ~/.cache/gvfx/models)")
     s.add_argument("--allow-pickle", action="store_true", help="accept pickled .bin/.ckpt weights (trusted files only)")
     models = s.add_subparsers(dest="models_command", metavar="ACTION")
-    models.add_parser("list", help="every stack manifest, installed or not, with licence flags")
+    m = models.add_parser("list", help="every stack manifest, installed or not: licences, size on disk, computed "
+                                       "VRAM per memory plan and the plan a free-memory figure gets")
+    m.add_argument("--free-gb", type=float, default=None,
+                   help="free GPU memory to plan for, GiB (default: this machine's, or the CPU)")
+    m.add_argument("--dtype", default="auto", choices=("auto", "fp16", "bf16", "fp32"),
+                   help="precision to plan for (default: this machine's; bf16 without a GPU)")
     m = models.add_parser("verify", help="files present, safetensors readable, hashes, matching base model")
     m.add_argument("name", nargs="?", help="stack name (default: every installed stack)")
     m = models.add_parser("import", help="copy (or --link) a diffusers-format folder into the store")
@@ -500,6 +538,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"gvfx: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a disk error no module turned into a GvfxError: still one line
+        if args.debug:
+            raise
+        from gvfx.errors import output_error
+
+        print(f"gvfx: error: {output_error(exc, 'a file', exc.filename)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("gvfx: interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ from gvfx.errors import InputError, ResolutionMismatchError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["over", "comp_elements"]
+__all__ = ["over", "comp_elements", "lit_background"]
 
 
 def _rgba(a: np.ndarray, what: str) -> np.ndarray:
@@ -93,3 +93,21 @@ def comp_elements(plate_rgba: np.ndarray,
         v = np.take_along_axis(vis, idx[None], axis=0)[0][:, :, None]
         out = el * v + out * (1.0 - el[:, :, 3:4] * v)
     return out
+
+
+def lit_background(plate_rgba: np.ndarray, keep: np.ndarray | None = None,
+                   light: np.ndarray | None = None) -> np.ndarray:
+    """The plate under the elements: its rgb times ``keep`` (H, W), the product of the elements'
+    ``1 - shadow``, plus ``light`` (H, W, 3), the sum of their platelight layers (the light emissive
+    elements cast on the plate). Alpha is untouched. Returns (H, W, 4) float32."""
+    plate = _rgba(plate_rgba, "plate")
+    bg = plate.copy()
+    if keep is not None:
+        k = np.asarray(keep, np.float32)
+        _check_hw(k.shape, plate.shape, "shadow")
+        bg[..., :3] *= k[..., None]
+    if light is not None:
+        li = np.asarray(light, np.float32)
+        _check_hw(li.shape, plate.shape, "platelight")
+        bg[..., :3] += li[..., :3]
+    return bg

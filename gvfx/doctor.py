@@ -185,6 +185,28 @@ def _check_stacks(models_dir: Path | None) -> Check:
     return Check("stacks", True, detail, required=False)
 
 
+def _check_diffusion_plan(models_dir: Path | None) -> Check:
+    """The device, dtype and memory plan the diffusion engine would choose here, per stack manifest
+    (computed from the stacks' weight files and this machine's free GPU memory)."""
+    import torch
+
+    from gvfx.engines.diffusion.memory import choose_plan, estimate
+    from gvfx.engines.diffusion.runtime import default_dtype, free_gib
+    from gvfx.engines.diffusion.stacks import load_manifest, manifest_names
+    from gvfx.engines.diffusion.store import stack_dir
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = default_dtype(device)
+    free = free_gib(device)
+    parts = []
+    for name in manifest_names():
+        m = load_manifest(name)
+        plan, _ = choose_plan(estimate(m, dtype, root=stack_dir(m, models_dir)), free)
+        parts.append(f"{name} {plan}")
+    where = f"{device} {dtype}" + (f", {free:.1f} GiB free" if free is not None else " (memory is not the limit)")
+    return Check("diffusion plan", True, f"{where}: " + ", ".join(parts), required=False)
+
+
 def _check_disk(output_root: Path) -> Check:
     root = output_root.expanduser().absolute()
     probe = root
@@ -267,6 +289,7 @@ def run_doctor(output_root: Path | None = None, models_dir: Path | None = None) 
         _safe("devices", _check_torch_devices, False),
         _safe("models", lambda: _check_models(models_dir), False),
         _safe("stacks", lambda: _check_stacks(models_dir), False),
+        _safe("diffusion plan", lambda: _check_diffusion_plan(models_dir), False),
         _safe("disk", lambda: _check_disk(root)),
         _safe("nuke adapter", _check_nuke, False),
         _safe("blender adapter", _check_blender, False),

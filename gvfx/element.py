@@ -15,7 +15,8 @@ import numpy as np
 
 from gvfx.camera import CameraTrack
 
-__all__ = ["ProgressFn", "Param", "EffectInfo", "Placement", "ElementSpec", "PlateContext", "ElementFrame"]
+__all__ = ["ProgressFn", "Param", "EffectInfo", "Placement", "ElementSpec", "PlateContext", "ElementFrame",
+           "LightSamples"]
 
 #: progress(done, total, message)
 ProgressFn = Callable[[int, int, str], None]
@@ -92,6 +93,19 @@ class PlateContext:
     image: Callable[[int], np.ndarray] | None = None
 
 
+@dataclass(frozen=True)
+class LightSamples:
+    """Point lights sampled from an emissive element, for the light it casts on the plate.
+
+    positions: (K, 3) float32 world metres; intensity: (K, 3) float32 radiant intensity per light, in
+    the element's scene-linear units times m^2 (an emitter of radiance L and area A gives L * A), so the
+    irradiance at distance d is ``intensity * cos / d^2``.
+    """
+
+    positions: np.ndarray
+    intensity: np.ndarray
+
+
 @dataclass
 class ElementFrame:
     """One rendered frame of an element, in the plate's display window.
@@ -100,9 +114,15 @@ class ElementFrame:
     z: (H, W) float32 metric depth of the element, ``inf`` where alpha is 0.
     holdout: (H, W) float32, 1 where the plate is in front of the element (the element must be hidden).
     extra: further named layers (H, W, C) an engine wants written (e.g. ``motion``).
+    emission: (H, W, 3) float32 or None: the light the element emits (premultiplied like rgba, part of
+    it), for a compositor to add or grade apart; None = it emits nothing.
+    lights: point lights sampled from the element (None = the match stage samples them from
+    ``emission`` and Z when it lights the plate).
     """
 
     rgba: np.ndarray
     z: np.ndarray
     holdout: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    emission: np.ndarray | None = None
+    lights: LightSamples | None = None

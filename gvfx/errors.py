@@ -83,3 +83,24 @@ class CancelledError(GvfxError):
 
 class AnalyzeError(InputError):
     """The camera cannot be solved from the plate (too few frames or features, no parallax, a failed solve)."""
+
+
+class OutputError(GvfxError):
+    """An output file or folder cannot be written: the disk is full, read-only, or not ours to write."""
+
+
+def output_error(exc: OSError, what: str, path: str | Path | None = None) -> OutputError:
+    """One clear line for an OSError while writing ``what`` at ``path``: the path and the errno's meaning
+    (``No space left on device``, ``Read-only file system``, ``Permission denied``...)."""
+    import errno as _errno
+    import os as _os
+
+    meaning = _os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+    code = _errno.errorcode.get(exc.errno or 0)
+    hints = {_errno.ENOSPC: "free disk space, then render again (nothing written before was changed)",
+             _errno.EDQUOT: "free space in your quota, then render again",
+             _errno.EROFS: "write to a writable output folder (output: in the job)",
+             _errno.EACCES: "check the folder's permissions, or choose another output folder",
+             _errno.EPERM: "check the folder's permissions, or choose another output folder"}
+    return OutputError(f"cannot write {what}: {meaning}" + (f" ({code})" if code else ""),
+                       path=path if path is not None else exc.filename, hint=hints.get(exc.errno or 0))

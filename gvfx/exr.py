@@ -96,6 +96,9 @@ class ExrImage:
     metadata: dict[str, Any] = field(default_factory=dict)
     nonfinite: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (NaN count, Inf count)
     path: Path | None = None
+    #: (H, W) bool, display window: pixels where a colour (non-depth) channel was NaN/Inf in the file;
+    #: None when every colour value was finite (they are replaced, see the module doc)
+    nonfinite_mask: np.ndarray | None = None
     view: str | None = None
 
     @property
@@ -300,6 +303,7 @@ def _read_open(inp: Any, path: Path, *, view: str | None, frame: int | None,
     out: dict[str, np.ndarray] = {}
     nonfinite: dict[str, tuple[int, int]] = {}
     replaced: list[str] = []
+    mask: np.ndarray | None = None
     data_windows = []
     for part, picks in plan:
         if not picks:
@@ -323,6 +327,11 @@ def _read_open(inp: Any, path: Path, *, view: str | None, frame: int | None,
         all_finite = bool(np.isfinite(pixels).all())
         for idx, name in picks:
             arr = pixels[:, :, idx - lo] if in_place else np.array(pixels[:, :, idx - lo], order="C")
+            if not all_finite and not is_depth_channel(name):
+                bad_px = ~np.isfinite(arr)
+                if bad_px.any():
+                    full = bad_px if in_place else _paste(bad_px.astype(np.float32), dw, disp) > 0
+                    mask = full if mask is None else (mask | full)
             counts, was_replaced = ((0, 0), False) if all_finite else _clean(arr, name)
             nonfinite[name] = counts
             if was_replaced:
@@ -341,7 +350,7 @@ def _read_open(inp: Any, path: Path, *, view: str | None, frame: int | None,
         meta.update(part.attributes)
     return ExrImage(channels=ordered, width=disp[2] - disp[0] + 1, height=disp[3] - disp[1] + 1,
                     display_window=disp, data_window=union, metadata=meta, nonfinite=nonfinite,
-                    path=path, view=chosen)
+                    path=path, view=chosen, nonfinite_mask=mask)
 
 
 def check_same_size(a_shape: tuple[int, ...], b_shape: tuple[int, ...], *, path: str | Path | None = None,
@@ -391,9 +400,12 @@ def _is_half(name: str, half: bool | set[str] | frozenset[str]) -> bool:
 def write_exr(path: str | Path, channels: dict[str, np.ndarray], *,
               display_window: Window | None = None, data_origin: tuple[int, int] = (0, 0),
               half: bool | set[str] = True, compression: str = "zip", colorspace: str = "ACEScg",
-              metadata: dict[str, Any] | None = None, frame: int | None = None) -> Path:
+              metadata: dict[str, Any] | None = None, frame: int | None = None, clean: bool = True) -> Path:
     """Write (H, W) float channels as a single-part scanline EXR, atomically; return the path.
 
+    ``clean`` (default): no non-finite colour value is ever written (NaN -> 0, beyond the half range ->
+    ± half max, logged; depth keeps +Inf, NaN/-Inf -> +Inf); ``clean=False`` writes the values as they
+    are (tests that make hostile files).
     The data window is ``data_origin`` plus the array size; ``display_window`` is an inclusive
     ``(x0, y0, x1, y1)`` box (default: the data size at the origin), so overscan is a data window
     larger than the display. ``half=True`` writes half floats except depth channels (float32); a set
@@ -452,10 +464,37 @@ def write_exr(path: str | Path, channels: dict[str, np.ndarray], *,
         _set_attr(spec, _namespaced(str(key)), value)
 
     pixels = np.empty((h, w, len(names)), np.float16 if all_half else np.float32)
+    cleaned: dict[str, int] = {}
     for i, n in enumerate(names):
-        pixels[:, :, i] = arrays[n]
+        a, bad = _finite_for_write(arrays[n], n, _is_half(n, half)) if clean else (arrays[n], 0)
+        if bad:
+            cleaned[n] = bad
+        pixels[:, :, i] = a
+    if cleaned:
+        log.warning("%s%s: non-finite or out-of-range values written as finite ones (channel: count): %s", path,
+                    f" (frame {frame})" if frame is not None else "", cleaned)
     _write_atomic(path, spec, pixels, frame)
     return path
+
+
+def _finite_for_write(arr: np.ndarray, name: str, half: bool) -> tuple[np.ndarray, int]:
+    """``arr`` as it may be written: colour NaN -> 0 and values clamped to the half range (a half channel
+    would store them as Inf); depth keeps +Inf ("no depth"), NaN and -Inf become +Inf. Returns the
+    array and how many values were changed (0: ``arr`` itself, no copy)."""
+    a = np.asarray(arr)
+    if a.dtype.kind != "f":
+        return a, 0
+    if is_depth_channel(name):
+        bad = np.isnan(a) | np.isneginf(a)
+        n = int(bad.sum())
+        return (np.where(bad, np.float32(np.inf), a) if n else a), n
+    limit = HALF_MAX if half else float(np.finfo(np.float32).max)
+    finite = np.isfinite(a)
+    over = finite & (np.abs(a) > limit)
+    n = int((~finite).sum() + over.sum())
+    if not n:
+        return a, 0
+    return np.clip(np.nan_to_num(a, nan=0.0, posinf=limit, neginf=-limit), -limit, limit), n
 
 
 def _tmp_name(path: Path) -> Path:

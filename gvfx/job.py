@@ -17,7 +17,11 @@ import yaml
 
 from gvfx.element import ElementSpec, Placement
 from gvfx.errors import JobError
+from gvfx.limits import MAX_FPS, MAX_MOTION_SAMPLES, MAX_SEED, MAX_SIDE_PX, check_frame_range
 from gvfx.params import check_keys as _check_keys, num as _num, validate_params, vec as _vec  # noqa: F401
+
+#: what a name that becomes a file or folder name (shot, element) may hold
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
 
 JOB_VERSION = 1
 _TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match", "confine"}
@@ -87,6 +91,8 @@ class Job:
     element_match: dict = field(default_factory=dict)
     #: ``confine: true``: every path of the job stays inside the job file's folder (the shot root)
     confine: bool = False
+    #: the shot root: the job file's folder (or the worker's ``base_dir``)
+    root: Path | None = field(default=None, compare=False)
 
     def match_settings(self, element: str | None = None) -> Any:
         """The MatchSettings of the shot, or of one element (its ``match:`` overrides applied)."""
@@ -102,8 +108,12 @@ class Job:
 
 def parse_frame_range(text: Any, field_name: str = "frames") -> tuple[int, int]:
     """'1001-1048', '1001', [1001, 1048] or (a, b) -> (first, last) inclusive."""
+    if isinstance(text, bool) or (isinstance(text, (list, tuple)) and any(isinstance(x, bool) for x in text)):
+        raise JobError(f"{field_name}: {text!r} is not a frame range", hint="write it as FIRST-LAST, e.g. 1001-1048")
     if isinstance(text, (list, tuple)) and len(text) == 2:
         a, b = text
+        if not all(isinstance(x, int) or (isinstance(x, float) and x.is_integer()) for x in (a, b)):
+            raise JobError(f"{field_name}: {text!r} is not a frame range", hint="give two whole frame numbers")
     elif isinstance(text, int):
         a = b = text
     elif isinstance(text, str) and (m := re.fullmatch(r"\s*(-?\d+)\s*(?:[-:]\s*(-?\d+))?\s*", text)):
@@ -116,12 +126,58 @@ def parse_frame_range(text: Any, field_name: str = "frames") -> tuple[int, int]:
         raise JobError(f"{field_name}: {text!r} is not a frame range", hint="write it as FIRST-LAST") from None
     if b < a:
         raise JobError(f"{field_name}: last frame {b} is before first frame {a}")
+    check_frame_range(a, b, field_name, JobError)
     return a, b
+
+
+def _str(v: Any, where: str, *, default: str | None = None, allowed: tuple[str, ...] | None = None) -> str | None:
+    """Text (or ``default`` when absent/None); ``allowed`` lists the only values accepted."""
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise JobError(f"{where}: expected text, got {v!r}"
+                       + (f" (one of {', '.join(allowed)})" if allowed else ""))
+    if allowed is not None and v not in allowed:
+        raise JobError(f"{where}: unknown value {v!r}", hint=f"one of {', '.join(allowed)}")
+    return v
+
+
+def _bool(d: dict, key: str, where: str, default: bool) -> bool:
+    """A true/false field: text such as ``"no"`` is an error, not a true value."""
+    v = d.get(key, default)
+    if not isinstance(v, bool):
+        raise JobError(f"{where}: expected true or false, got {v!r}")
+    return v
+
+
+def check_name(name: Any, where: str) -> str:
+    """A name that becomes a file or folder name: a letter, then letters, digits, ``_`` or ``-``."""
+    if not isinstance(name, str):
+        raise JobError(f"{where}: expected text, got {name!r}")
+    if not NAME_RE.fullmatch(name):
+        raise JobError(f"{where}: {name!r} must start with a letter and hold only letters, digits, _ or - "
+                       "(at most 100)", hint="a name is a file name, never a path")
+    return name
+
+
+def _colorspace(v: Any, where: str) -> str:
+    """A colour space of the active OCIO config (name, alias or role)."""
+    from gvfx.color import resolve
+    from gvfx.errors import ColorError
+
+    name = _str(v, where, default="ACEScg")
+    try:
+        resolve(name)
+    except ColorError as exc:
+        raise JobError(f"{where}: {exc.message}", hint=exc.hint) from None
+    return name
 
 
 def _resolve_path(p: Any, base: Path, where: str) -> str:
     if not isinstance(p, str) or not p:
         raise JobError(f"{where}: expected a path, got {p!r}")
+    if "\0" in p or len(p) > 4096:
+        raise JobError(f"{where}: {p[:80]!r} is not a usable path")
     q = Path(p).expanduser()
     return str(q if q.is_absolute() else (base / q))
 
@@ -138,6 +194,8 @@ def _parse_placement(d: Any, where: str) -> Placement:
     if screen_norm is not None and not all(0.0 <= c <= 1.0 for c in screen_norm):
         raise JobError(f"{where}.screen_norm: {screen_norm} is outside 0..1")
     frame = _num(d["frame"], f"{where}.frame", integer=True) if "frame" in d else None
+    if frame is not None:
+        check_frame_range(frame, frame, f"{where}.frame", JobError)
     return Placement(screen=screen, frame=frame, point=point, screen_norm=screen_norm)
 
 
@@ -147,27 +205,28 @@ def parse_element(d: Any, index: int, base: Path) -> ElementSpec:
 
     where = f"elements[{index}]"
     _check_keys(d, _ELEMENT_KEYS, where)
-    name = d.get("name", f"element{index + 1}")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
-        raise JobError(f"{where}.name: {name!r} must start with a letter and hold only letters, digits, _ or -")
+    name = check_name(d.get("name", f"element{index + 1}"), f"{where}.name")
     where = f"elements[{name}]"
-    engine_name = d.get("engine", "sim")
+    engine_name = _str(d.get("engine"), f"{where}.engine", default="sim")
     if "effect" not in d:
         raise JobError(f"{where}.effect: missing", hint="e.g. effect: fire (see `gvfx effects`)")
     engine = get_engine(engine_name)
     effects = engine.effects()
-    effect = d["effect"]
+    effect = _str(d["effect"], f"{where}.effect")
     if effect not in effects:
         raise JobError(f"{where}.effect: unknown effect {effect!r} for engine {engine_name!r}",
                        hint=f"known effects: {', '.join(sorted(effects))}")
     params = validate_params(d.get("params", {}) or {}, effects[effect].params, f"{where}.params")
     size = _num(d.get("size_m", 1.0), f"{where}.size_m", positive=True)
-    seed = _num(d.get("seed", 0), f"{where}.seed", integer=True)
+    seed = _num(d.get("seed", 0), f"{where}.seed", integer=True, lo=0, hi=MAX_SEED)
     start = _num(d["start_frame"], f"{where}.start_frame", integer=True) if "start_frame" in d else None
+    if start is not None:
+        check_frame_range(start, start, f"{where}.start_frame", JobError)
     shutter = _num(d.get("shutter", 0.5), f"{where}.shutter")
     if not 0.0 <= shutter <= 2.0:
         raise JobError(f"{where}.shutter: {shutter} must be between 0 and 2 frames")
-    samples = _num(d.get("motion_samples", 5), f"{where}.motion_samples", integer=True, positive=True)
+    samples = _num(d.get("motion_samples", 5), f"{where}.motion_samples", integer=True, lo=1,
+                   hi=MAX_MOTION_SAMPLES)
     reference = None
     if d.get("reference") is not None:
         reference = Path(_resolve_path(d["reference"], base, f"{where}.reference"))
@@ -186,7 +245,7 @@ def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None)
     base_dir = Path(base_dir)
     _check_keys(data, _TOP_KEYS, "job")
     version = data.get("version", JOB_VERSION)
-    if version != JOB_VERSION:
+    if isinstance(version, bool) or version != JOB_VERSION:
         raise JobError(f"version: job format {version!r} is not supported", hint=f"this gvfx reads version {JOB_VERSION}")
     if "plate" not in data:
         raise JobError("plate: missing", hint="give plate: {path: plates/shot.####.exr}")
@@ -195,16 +254,19 @@ def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None)
         raise JobError("plate.path: missing")
     plate = PlateSpec(path=_resolve_path(pd["path"], base_dir, "plate.path"),
                       frames=parse_frame_range(pd["frames"], "plate.frames") if "frames" in pd else None,
-                      view=pd.get("view"), colorspace=str(pd.get("colorspace", "ACEScg")))
+                      view=_str(pd.get("view"), "plate.view"),
+                      colorspace=_colorspace(pd.get("colorspace"), "plate.colorspace"))
     dd = _check_keys(data.get("depth") or {}, _DEPTH_KEYS, "depth")
     depth = DepthSpec(path=_resolve_path(dd["path"], base_dir, "depth.path") if "path" in dd else None,
-                      layer=dd.get("layer"), convention=str(dd.get("convention", "z")),
+                      layer=_str(dd.get("layer"), "depth.layer"),
+                      convention=_str(dd.get("convention"), "depth.convention", default="z",
+                                      allowed=("z", "distance", "inverse_z", "normalized")),
                       near=_num(dd["near"], "depth.near") if "near" in dd else None,
                       far=_num(dd["far"], "depth.far") if "far" in dd else None,
                       scale=_num(dd.get("scale", 1.0), "depth.scale", positive=True),
                       far_clip=_num(dd["far_clip"], "depth.far_clip", positive=True) if "far_clip" in dd else None,
-                      near_is_one=bool(dd.get("near_is_one", True)),
-                      source=str(dd["source"]) if dd.get("source") is not None else None,
+                      near_is_one=_bool(dd, "near_is_one", "depth.near_is_one", True),
+                      source=_str(dd.get("source"), "depth.source", allowed=DEPTH_SOURCES),
                       model=_resolve_path(dd["model"], base_dir, "depth.model") if "model" in dd else None)
     if depth.source is not None and depth.source not in DEPTH_SOURCES:
         raise JobError(f"depth.source: unknown source {depth.source!r}", hint="one of sfm, estimator, user")
@@ -226,13 +288,19 @@ def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None)
                         haperture_mm=_num(cd.get("haperture_mm", 36.0), "camera.haperture_mm", positive=True),
                         vaperture_mm=_num(cd["vaperture_mm"], "camera.vaperture_mm", positive=True)
                         if "vaperture_mm" in cd else None,
-                        prim=cd.get("prim"),
+                        prim=_str(cd.get("prim"), "camera.prim"),
                         pixel_aspect=_num(cd.get("pixel_aspect", 1.0), "camera.pixel_aspect", positive=True),
-                        solve=bool(cd.get("solve", False)),
+                        solve=_bool(cd, "solve", "camera.solve", False),
                         height_m=_num(cd["height_m"], "camera.height_m", positive=True) if "height_m" in cd else None,
-                        proxy_width=_num(cd.get("proxy_width", 960), "camera.proxy_width", positive=True, integer=True))
+                        proxy_width=_num(cd.get("proxy_width", 960), "camera.proxy_width", integer=True, lo=16,
+                                         hi=MAX_SIDE_PX))
     if camera.file and not Path(camera.file).is_file():
         raise JobError(f"camera.file: file not found: {camera.file}", hint="give a .usda/.usd or .chan path")
+    if camera.prim is not None:
+        if not camera.file or Path(camera.file).suffix.lower() not in (".usd", ".usda", ".usdc", ".usdz"):
+            raise JobError("camera.prim: names a camera in a USD camera.file", hint="give camera.file: shot.usda")
+        if not camera.prim.startswith("/"):
+            raise JobError(f"camera.prim: {camera.prim!r} is not an absolute prim path", hint="e.g. /World/Camera")
     els = data.get("elements")
     if not isinstance(els, list) or not els:
         raise JobError("elements: expected a list with at least one element")
@@ -242,18 +310,51 @@ def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None)
     if dupes:
         raise JobError(f"elements: duplicate name(s) {', '.join(dupes)}", hint="give each element its own name")
     output = Path(_resolve_path(data.get("output", "gvfx-out"), base_dir, "output"))
-    name = data.get("name", source.stem if source else "shot")
-    for key, kind, label in (("name", str, "text"), ("comp", bool, "true or false"), ("confine", bool, "true or false")):
-        if key in data and not isinstance(data[key], kind):
-            raise JobError(f"{key}: expected {label}, got {data[key]!r}")
+    if "name" in data:
+        name = check_name(data["name"], "name")
+    else:  # the job file's name, made safe
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", source.stem if source else "shot").strip("_")[:90]
+        name = stem if stem[:1].isalpha() else f"shot_{stem}".rstrip("_")
+    for key in ("comp", "confine"):
+        _bool(data, key, key, True)
     match, element_match = _parse_match(data, els, base_dir)
     job = Job(plate=plate, depth=depth, camera=camera, elements=elements, output=output,
-               fps=_num(data.get("fps", 24.0), "fps", positive=True), name=str(name),
+               fps=_num(data.get("fps", 24.0), "fps", positive=True, hi=MAX_FPS), name=name,
                comp=bool(data.get("comp", True)), source=source, match=match, element_match=element_match,
-               confine=bool(data.get("confine", False)))
+               confine=bool(data.get("confine", False)), root=Path(base_dir))
     if job.confine:
         check_confined(job, base_dir)
     return job
+
+
+def write_paths(job: Job) -> list[tuple[str, Path]]:
+    """Every file or folder a render of ``job`` creates directly under its output root."""
+    out = job.output
+    paths = [("name", out / f"{job.name}.otio"), ("name", out / f"{job.name}.otio.lock"),
+             ("output", out / ".gvfx.lock"), ("output", out / "layout.usda"), ("output", out / "cache"),
+             ("output", out / "comp"), ("output", out / "analysis")]
+    paths += [(f"elements[{e.name}].name", out / "elements" / e.name) for e in job.elements]
+    return paths
+
+
+def check_write_paths(job: Job) -> None:
+    """Before anything is created: every path a render writes, resolved (symlinks followed), lies inside
+    the resolved output root; with ``confine: true`` the output root also lies inside the shot root."""
+    import os
+
+    if job.confine and job.root is not None:
+        check_confined(job, job.root)
+    top = os.path.realpath(job.output)
+    if job.confine and job.root is not None:
+        root = os.path.realpath(job.root)
+        if os.path.commonpath([top, root]) != root:
+            raise JobError(f"output: {job.output} resolves to {top}, outside the shot root {root} (confine: true)",
+                           hint="the output folder (or a link on its way) leads out of the shot")
+    for where, p in write_paths(job):
+        full = os.path.realpath(p)
+        if os.path.commonpath([full, top]) != top:
+            raise JobError(f"{where}: {p} resolves to {full}, outside the output root {top}",
+                           hint="a name is a file name inside the output root; remove the link that leads out")
 
 
 def check_confined(job: Job, root: Path) -> None:
@@ -305,7 +406,7 @@ def load_job(path: str | Path) -> Job:
     try:
         text = p.read_text()
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
         raise JobError(f"cannot parse job file: {str(exc).splitlines()[0]}", path=p) from None
     try:
         return parse_job(data, p.resolve().parent, source=p.resolve())

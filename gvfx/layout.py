@@ -3,7 +3,8 @@
 What a layout artist or lighter opens to see where gvfx put things, in any USD tool:
 
 - ``/World/Camera``: a ``UsdGeom.Camera`` with the plate's camera (time-sampled transform and focal
-  length, apertures in mm), as :func:`gvfx.camera_io.write_usd_camera` writes it;
+  length, lens and film back in tenths of a metre per UsdGeomCamera), as
+  :func:`gvfx.camera_io.write_usd_camera` writes it;
 - ``/World/Plate``: an Xform following the camera, holding ``Card``, a ``UsdGeom.Mesh`` quad filling
   the camera's view at :data:`PLATE_DISTANCE_M`, textured with the plate (``UsdUVTexture.inputs:file``
   time-sampled per frame);
@@ -12,7 +13,8 @@ What a layout artist or lighter opens to see where gvfx put things, in any USD t
   ``Bounds`` ``UsdGeom.Cube`` scaled to the volume. Both carry the element's active version as a
   texture; the card's ``st`` is time-sampled to where its corners fall in the camera's image, so the
   full-frame element EXR lands on the card where it is seen through the camera (a camera projection
-  baked per frame, affine across the quad);
+  baked per frame, affine across the quad); a 3D ``insert`` also gets ``Proxy``, its proxy mesh with
+  its simulated motion and a UsdPreviewSurface material, the card then hidden;
 - Y up, metres, start/end time codes and fps of the shot. Paths are relative to the layout file when
   the sequences are inside the shot folder. Textures are scene-linear EXRs (``sourceColorSpace raw``).
 """
@@ -65,6 +67,8 @@ class LayoutElement:
     position: tuple[float, float, float]
     size_m: float
     volume: bool = False
+    #: a 3D insert's proxy and animation (gvfx.engines.sim.insert3d.element.LayoutProxy), else None
+    proxy: object | None = None
 
 
 def _pxr():
@@ -150,25 +154,17 @@ def _quad(stage, path: str, corners_by_frame: dict[int, np.ndarray] | np.ndarray
 
 
 def _camera(stage, track: CameraTrack, path: str, transform_op_prims: list) -> None:
-    """The camera (as camera_io.write_usd_camera writes it) and the same transform on ``transform_op_prims``."""
+    """The camera (camera_io.author_usd_camera: spec units) and the same transform on ``transform_op_prims``."""
+    from gvfx.camera_io import author_usd_camera
+
     Gf, Sdf, Usd, UsdGeom, UsdShade, Vt = _pxr()
-    cam = UsdGeom.Camera.Define(stage, path)
-    c = track.camera
-    cam.GetHorizontalApertureAttr().Set(float(c.haperture_mm))
-    cam.GetVerticalApertureAttr().Set(float(c.vaperture))
-    cam.GetHorizontalApertureOffsetAttr().Set(float(c.center_offset_px[0] / c.width * c.haperture_mm))
-    cam.GetVerticalApertureOffsetAttr().Set(float(-c.center_offset_px[1] / c.width * c.haperture_mm))
+    cam = author_usd_camera(stage, track, path)
     cam.GetClippingRangeAttr().Set(Gf.Vec2f(0.01, float(PLATE_DISTANCE_M * 2)))
-    ops = [UsdGeom.Xformable(p).AddTransformOp() for p in [cam, *transform_op_prims]]
-    focal = cam.GetFocalLengthAttr()
+    ops = [UsdGeom.Xformable(p).AddTransformOp() for p in transform_op_prims]
     for i, frame in enumerate(track.frames):
         m = Gf.Matrix4d(track.cam_to_world[i].T.tolist())
         for op in ops:
             op.Set(m, Usd.TimeCode(frame))
-        if track.focal_mm is not None:
-            focal.Set(float(track.focal_mm[i]), Usd.TimeCode(frame))
-    if track.focal_mm is None:
-        focal.Set(float(c.focal_mm))
 
 
 def _plate_corners(track: CameraTrack, frame: int) -> np.ndarray:
@@ -245,6 +241,9 @@ def write_layout(path: str | Path, *, camera: CameraTrack, fps: float, plate: La
         st = _projected_st(camera, local + pos, tuple(f for f in el.sequence.frames if f in cam_frames))
         card = _quad(stage, f"{base}/Card", local, st)
         _bind(card.GetPrim(), mat)
+        if el.proxy is not None:
+            _proxy_mesh(stage, base, el.name, el.proxy, pos, root, el.sequence.frames)
+            card.CreateVisibilityAttr("invisible")  # the mesh is the object; the card stays for reference
         if el.volume:
             cube = UsdGeom.Cube.Define(stage, f"{base}/Bounds")
             cube.CreateSizeAttr(1.0)
@@ -256,6 +255,61 @@ def write_layout(path: str | Path, *, camera: CameraTrack, fps: float, plate: La
     atomic_write_text(out, stage.GetRootLayer().ExportToString())
     log.info("wrote layout %s (%d elements)", out, len(elements))
     return out
+
+
+def _proxy_mesh(stage, base: str, name: str, lp, anchor: np.ndarray, root: Path, frames: tuple[int, ...]):
+    """Define ``{base}/Proxy``, a 3D insert's proxy mesh, from ``lp``
+    (:class:`gvfx.engines.sim.insert3d.element.LayoutProxy`): object-space points, face-varying ``st``,
+    a time-sampled transform relative to the element's Xform at ``anchor``, and a UsdPreviewSurface whose
+    ``diffuseColor`` is the proxy's texture (``proxies/NAME.exr`` next to the layout, ``raw``)."""
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
+
+    from gvfx.exr import write_layers
+
+    pr = lp.proxy
+    mesh = UsdGeom.Mesh.Define(stage, f"{base}/Proxy")
+    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(pr.verts, np.float32)))
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray([3] * len(pr.faces)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray(pr.faces.astype(int).ravel().tolist()))
+    mesh.CreateExtentAttr([Gf.Vec3f(*map(float, pr.verts.min(0))), Gf.Vec3f(*map(float, pr.verts.max(0)))])
+    mesh.CreateSubdivisionSchemeAttr("none")
+    mesh.CreateDoubleSidedAttr(not pr.closed)
+    st = pr.face_uv.reshape(-1, 2).astype(np.float32).copy()
+    st[:, 1] = 1.0 - st[:, 1]  # USD st: t up
+    pv = UsdGeom.PrimvarsAPI(mesh.GetPrim()).CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray,
+                                                           UsdGeom.Tokens.faceVarying)
+    pv.Set(Vt.Vec2fArray.FromNumpy(st))
+    op = mesh.AddTransformOp()
+    for f in sorted(lp.pose_by_frame):
+        if frames and not (frames[0] <= f <= frames[-1]):
+            continue
+        rot, t = lp.pose_by_frame[f]
+        m = np.eye(4)
+        m[:3, :3] = rot.T  # USD matrices act on row vectors: p_world = p_local @ M
+        m[3, :3] = t - anchor
+        op.Set(Gf.Matrix4d(m.tolist()), Usd.TimeCode(f))
+    tex_path = root / "proxies" / f"{name}.exr"
+    tex_path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.ascontiguousarray(pr.texture[..., :3], np.float32)
+    write_layers(tex_path, rgba=np.concatenate([rgb, np.ones_like(rgb[..., :1])], -1))
+    path = f"/World/Looks/{name}_proxy"
+    mat = UsdShade.Material.Define(stage, path)
+    surf = UsdShade.Shader.Define(stage, f"{path}/PreviewSurface")
+    surf.CreateIdAttr("UsdPreviewSurface")
+    surf.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.8)
+    reader = UsdShade.Shader.Define(stage, f"{path}/stReader")
+    reader.CreateIdAttr("UsdPrimvarReader_float2")
+    reader.CreateInput("varname", Sdf.ValueTypeNames.String).Set("st")
+    tex = UsdShade.Shader.Define(stage, f"{path}/Texture")
+    tex.CreateIdAttr("UsdUVTexture")
+    tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.CreateOutput("result", Sdf.ValueTypeNames.Float2))
+    tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("raw")
+    tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(Sdf.AssetPath(f"./proxies/{name}.exr"))
+    surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3))
+    mat.CreateSurfaceOutput().ConnectToSource(surf.ConnectableAPI(), "surface")
+    UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(mat)
+    log.info("layout: %s as a %d-triangle %s proxy mesh", name, len(pr.faces), pr.kind)
+    return mesh
 
 
 def _anchor(cache_dir: Path) -> tuple[float, float, float] | None:
@@ -283,6 +337,19 @@ def _unprojected_anchor(job: "Job", plate: "Plate", spec) -> tuple[float, float,
         return None
 
 
+def _insert_proxy(spec, plate: "Plate", cache_dir: Path):
+    """A sim insert's 3D proxy for the layout (None for a card, another engine, or on failure, said so)."""
+    if spec.engine != "sim":
+        return None
+    try:
+        from gvfx.engines.sim.insert3d.element import layout_proxy
+
+        return layout_proxy(spec, plate.context(), cache_dir)
+    except GvfxError as exc:
+        log.warning("layout: element %s drawn as a card, its proxy failed (%s)", spec.name, exc)
+        return None
+
+
 def write_shot_layout(path: str | Path, *, job: "Job", plate: "Plate", timeline: str | Path) -> Path:
     """The layout of a shot: the job's camera and plate, each element's active version in ``timeline``."""
     from gvfx.timeline import active_versions
@@ -303,8 +370,9 @@ def write_shot_layout(path: str | Path, *, job: "Job", plate: "Plate", timeline:
             pos = _unprojected_anchor(job, plate, spec)
         if pos is None:
             continue
+        proxy = _insert_proxy(spec, plate, job.output / cache) if cache and spec.effect == "insert" else None
         elements.append(LayoutElement(spec.name, LayoutSequence(pattern, tuple(range(seq.start_frame, seq.end_frame + 1))),
-                                      pos, float(spec.size_m), spec.effect in VOLUME_EFFECTS))
+                                      pos, float(spec.size_m), spec.effect in VOLUME_EFFECTS, proxy))
     return write_layout(path, camera=plate.camera, fps=job.fps,
                         plate=LayoutSequence(plate.sequence.pattern, tuple(plate.frames)), elements=elements)
 

@@ -90,8 +90,13 @@ class FileLock:
     def acquire(self) -> "FileLock":
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this FileLock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:  # a read-only or full disk: one line naming the lock file
+            from gvfx.errors import output_error
+
+            raise output_error(exc, f"the {self.what}", self.path) from None
         op = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         deadline = None if self.timeout is None else time.monotonic() + max(0.0, self.timeout)
         try:

@@ -6,6 +6,7 @@ Core, so the match stage and the engines validate their settings without importi
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gvfx.element import Param
@@ -18,20 +19,30 @@ def check_keys(d: Any, allowed: set[str], where: str) -> dict:
     """``d`` as a mapping with only ``allowed`` keys; errors name ``where``."""
     if not isinstance(d, dict):
         raise JobError(f"{where}: expected a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - allowed)
+    unknown = sorted(str(k) for k in set(d) - allowed)
     if unknown:
         raise JobError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"allowed: {', '.join(sorted(allowed))}")
     return d
 
 
-def num(v: Any, where: str, *, positive: bool = False, integer: bool = False) -> float | int:
-    """``v`` as a number (not a bool), optionally positive or whole; errors name ``where``."""
+def num(v: Any, where: str, *, positive: bool = False, integer: bool = False,
+        lo: float | None = None, hi: float | None = None) -> float | int:
+    """``v`` as a finite number (not a bool, never NaN/Inf), optionally positive, whole or within
+    ``lo``..``hi``; errors name ``where``."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise JobError(f"{where}: expected a number, got {v!r}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise JobError(f"{where}: {v!r} is not a finite number", hint="give an ordinary number")
+    if isinstance(v, int) and abs(v) > 2**53:
+        raise JobError(f"{where}: {v} is too large")
     if integer and not float(v).is_integer():
         raise JobError(f"{where}: expected a whole number, got {v!r}")
     if positive and v <= 0:
         raise JobError(f"{where}: must be positive, got {v!r}")
+    if lo is not None and v < lo:
+        raise JobError(f"{where}: {v!r} is below the minimum {lo:g}")
+    if hi is not None and v > hi:
+        raise JobError(f"{where}: {v!r} is above the maximum {hi:g}")
     return int(v) if integer else float(v)
 
 
@@ -51,7 +62,7 @@ def validate_params(params: Any, spec_params: tuple[Param, ...], where: str) -> 
         p = by_name[key]
         w = f"{where}.{key}"
         if p.choices is not None:
-            if value not in p.choices:
+            if isinstance(value, (list, dict)) or value not in p.choices:
                 raise JobError(f"{w}: {value!r} is not one of {', '.join(map(str, p.choices))}")
             out[key] = value
             continue
@@ -76,5 +87,7 @@ def validate_params(params: Any, spec_params: tuple[Param, ...], where: str) -> 
             continue
         if p.type is str and not isinstance(value, str):
             raise JobError(f"{w}: expected text, got {value!r}")
+        if p.type is str and "\0" in value:
+            raise JobError(f"{w}: text holds a NUL character")
         out[key] = value
     return out

@@ -13,6 +13,7 @@ from gvfx.camera import Camera, CameraTrack, default_camera, load_camera
 from gvfx.element import PlateContext
 from gvfx.errors import DepthError, LayerError, SequenceError
 from gvfx.job import CameraSpec, DepthSpec, Job, PlateSpec
+from gvfx.limits import check_frame_range, check_resolution
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,40 @@ class Plate:
     def __post_init__(self) -> None:
         self._rgba = _LRU(2)
         self._depth = _LRU(4)
+        #: frame -> pixels whose colour was NaN/Inf in the file (only frames read so far, only non-zero)
+        self.nonfinite_px: dict[int, int] = {}
 
     def path(self, frame: int) -> Path:
         return Path(self.sequence.path(frame))
 
-    def rgba(self, frame: int) -> np.ndarray:
-        """(H, W, 4) float32 plate pixels in the plate's colour space."""
+    def _read(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
         from gvfx.exr import read_exr
 
-        return self._rgba.get(frame, lambda f: read_exr(self.sequence.path(f), view=self.spec.view, frame=f).rgba())
+        img = read_exr(self.sequence.path(frame), view=self.spec.view, frame=frame)
+        mask = img.nonfinite_mask
+        if mask is not None:
+            self.nonfinite_px[frame] = int(mask.sum())
+        return img.rgba(), mask
+
+    def rgba(self, frame: int) -> np.ndarray:
+        """(H, W, 4) float32 plate pixels in the plate's colour space (NaN/Inf replaced: gvfx.exr)."""
+        return self._rgba.get(frame, self._read)[0]
+
+    def nonfinite_mask(self, frame: int) -> np.ndarray | None:
+        """(H, W) bool: the frame's pixels that were NaN/Inf in the file, or None when there are none."""
+        return self._rgba.get(frame, self._read)[1]
+
+    def measurable_rgb(self, frame: int) -> np.ndarray:
+        """(H, W, 3) float32: the plate's colour with NaN where the file held NaN/Inf, so that every
+        estimate and statistic (they ignore NaN) leaves those pixels out instead of measuring the
+        reader's stand-in values (0 or the half maximum)."""
+        rgb = self.rgba(frame)[..., :3]
+        mask = self.nonfinite_mask(frame)
+        if mask is None:
+            return rgb
+        out = np.array(rgb, dtype=np.float32)
+        out[mask] = np.nan
+        return out
 
     def depth(self, frame: int) -> np.ndarray:
         """(H, W) float32 metric camera-space Z, inf where there is no depth."""
@@ -93,13 +119,24 @@ class Plate:
 
     def context(self) -> PlateContext:
         return PlateContext(frames=self.frames, camera=self.camera, depth=self.depth, width=self.width,
-                            height=self.height, colorspace=self.spec.colorspace, image=self.rgba)
+                            height=self.height, colorspace=self.spec.colorspace, image=self.engine_rgba)
+
+    def engine_rgba(self, frame: int) -> np.ndarray:
+        """(H, W, 4) float32 the engines see: the plate with its NaN/Inf pixels black, not the reader's
+        stand-ins (the half maximum for +Inf would light rain refraction and diffusion conditioning)."""
+        rgba = self.rgba(frame)
+        mask = self.nonfinite_mask(frame)
+        if mask is None:
+            return rgba
+        out = np.array(rgba, dtype=np.float32)
+        out[mask, :3] = 0.0
+        return out
 
 
 def build_camera(spec: CameraSpec, width: int, height: int, frames: list[int]) -> CameraTrack:
     """The job's camera: a file, a lens on a locked-off camera, or the documented default."""
     if spec.file:
-        return load_camera(spec.file, width, height, frames=frames)
+        return load_camera(spec.file, width, height, frames=frames, prim=spec.prim)
     if spec.focal_mm:
         cam = Camera(spec.focal_mm, spec.haperture_mm, width, height, spec.vaperture_mm, spec.pixel_aspect)
     else:
@@ -133,8 +170,10 @@ def open_plate(job: Job, *, progress=None) -> Plate:
             raise SequenceError(f"plate has missing frames {ranges_text(list(seq.missing))}", path=job.plate.path,
                                 hint="render the missing frames or set plate.frames to a complete range")
         frames = list(seq.frames)
+    check_frame_range(frames[0], frames[-1], "plate.frames", path=job.plate.path)
     info = read_info(seq.path(seq.first))
     width, height = info.width, info.height
+    check_resolution(width, height, "plate", path=seq.path(seq.first))
     if needs_analysis(job):
         return _solved_plate(job, seq, frames, width, height, progress)
     depth_seq = discover(job.depth.path) if job.depth.path else None

@@ -137,11 +137,20 @@ def probe(path: str | Path, *, stats: bool = False, view: str | None = None) -> 
     out["stats"] = None
     if stats:
         acc = _Stats()
-        chosen = None
-        for _frame, img in read_sequence(seq, view=view):
+        chosen, size0, odd = None, None, {}
+        for frame, img in read_sequence(seq, view=view):
             acc.add(img)
             chosen = img.view
-        out["stats"] = {"frames_read": len(seq.frames), "view": chosen, "channels": acc.result()}
+            size0 = size0 or (img.width, img.height)
+            if (img.width, img.height) != size0:
+                odd[int(frame)] = f"{img.width}x{img.height}"
+        if odd:
+            shown = ", ".join(f"{f} ({s})" for f, s in list(odd.items())[:10]) + (" ..." if len(odd) > 10 else "")
+            log.warning("%s: %d frame(s) differ in size from the first frame's %dx%d: %s", seq.pattern, len(odd),
+                        size0[0], size0[1], shown)
+        out["stats"] = {"frames_read": len(seq.frames), "view": chosen, "channels": acc.result(),
+                        "size": {"width": size0[0], "height": size0[1]} if size0 else None,
+                        "size_differs": {str(f): s for f, s in odd.items()}}
     return out
 
 
@@ -189,6 +198,11 @@ def format_probe(d: dict[str, Any]) -> str:
     if d.get("stats"):
         st = d["stats"]
         lines.append(f"  stats over {st['frames_read']} frame(s):")
+        if st.get("size_differs"):
+            odd = st["size_differs"]
+            lines.append(f"    WARNING {len(odd)} frame(s) differ in size from the first frame "
+                         f"({st['size']['width']}x{st['size']['height']}): "
+                         + ", ".join(f"{f} {s}" for f, s in list(odd.items())[:10]))
         lines.append(f"    {'channel':<16} {'NaN':>8} {'Inf':>8} {'min':>12} {'max':>12} {'mean':>12}")
         for name, s in st["channels"].items():
             lines.append(f"    {name:<16} {s['nan']:>8} {s['inf']:>8} {_num(s['min']):>12} "

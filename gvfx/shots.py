@@ -18,6 +18,7 @@ tracks, ``shots/NAME/NAME.yaml``, a job file whose shot root is that folder (``o
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,43 +123,112 @@ def shots_from_timeline(tl: otio.schema.Timeline, *, handles: int = 0, plate_tem
     used: dict[str, int] = {}
     for track in tl.video_tracks():
         for clip in track.find_clips():
-            dur = clip.trimmed_range().duration
-            fps = float(dur.rate)
-            n = int(round(dur.to_frames()))
-            name = _safe_name(clip.name or "", len(shots) + 1)
-            warnings: list[str] = []
-            if name in used:
-                used[name] += 1
-                new = f"{name}_{used[name]}"
-                warnings.append(f"clip {clip.name!r} appears more than once in the edit: this one is {new}")
-                name = new
-            else:
-                used[name] = 1
-            ref = clip.media_reference
-            first, last = start_frame, start_frame + n - 1 + 2 * handles
-            cut_in, cut_out = start_frame + handles, start_frame + handles + n - 1
-            if isinstance(ref, otio.schema.ImageSequenceReference):
-                plate, first, last, cut_in, cut_out, w = _sequence_plate(clip, ref, handles, base)
-                warnings += w
-                source = "sequence"
-            elif isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
-                plate, source = _url_path(ref.target_url, base), "external"
-                if not re.search(r"\.exr$", plate, re.I):
-                    warnings.append(f"clip {clip.name!r}: media {plate} is not an EXR plate; convert it to an "
-                                    "ACEScg EXR sequence and fix plate.path")
-            else:
-                source = "missing"
-                plate = plate_template.format(name=name, clip=clip.name) if plate_template else None
-                if plate is None:
-                    warnings.append(f"clip {clip.name!r} has no media path (usual for EDLs): give "
-                                    f"--plate-template, or set plate.path in the job")
-            rec = clip.trimmed_range_in_parent()
-            rec_tc = otio.opentime.to_timecode(rec.start_time, rec.start_time.rate) if rec else ""
-            for w in warnings:
-                log.warning("%s", w)
-            shots.append(ShotClip(name, clip.name, first, last, cut_in, cut_out, fps, plate, source, rec_tc,
-                                  tuple(warnings)))
+            try:
+                shot = _shot_of(clip, len(shots) + 1, used, handles=handles, plate_template=plate_template,
+                                start_frame=start_frame, base=base)
+            except Exception as exc:  # noqa: BLE001 - OTIO raises many types; one warning per clip, never a traceback
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.warning("clip %r cannot be placed (%s): skipped", clip.name, msg)
+                continue
+            shots.append(shot)
     return shots
+
+
+def _neighbours(clip: otio.schema.Clip) -> tuple[Any, Any]:
+    """The items before and after ``clip`` in its parent (None at the ends)."""
+    parent = clip.parent()
+    if parent is None:
+        return None, None
+    items = list(parent)
+    i = next(k for k, it in enumerate(items) if it is clip)
+    return (items[i - 1] if i > 0 else None), (items[i + 1] if i + 1 < len(items) else None)
+
+
+def _transition_frames(clip: otio.schema.Clip) -> tuple[int, int]:
+    """Frames a dissolve needs of ``clip`` beyond its own source range: before its head (the incoming
+    side of the transition before it) and after its tail (the outgoing side of the one after it)."""
+    before, after = _neighbours(clip)
+    head = int(round(before.in_offset.to_frames())) if isinstance(before, otio.schema.Transition) else 0
+    tail = int(round(after.out_offset.to_frames())) if isinstance(after, otio.schema.Transition) else 0
+    return max(0, head), max(0, tail)
+
+
+def _speed(clip: otio.schema.Clip) -> float | None:
+    """The clip's speed (a LinearTimeWarp's time scalar; 0 for a freeze frame), None when it has none."""
+    speed = None
+    for e in clip.effects:
+        if isinstance(e, otio.schema.FreezeFrame):
+            return 0.0
+        if isinstance(e, otio.schema.LinearTimeWarp):
+            speed = (speed or 1.0) * float(e.time_scalar)
+    return speed
+
+
+def _record_in(clip: otio.schema.Clip) -> str:
+    """The clip's record-in timecode: OTIO's range in its parent, or (when OTIO cannot trim it: EDL
+    tracks whose own source range starts at the record timecode) the child range offset by the
+    track's start."""
+    try:
+        rec = clip.trimmed_range_in_parent()
+        start = rec.start_time if rec else None
+    except Exception:  # noqa: BLE001 - "computed time range would be invalid"
+        parent = clip.parent()
+        start = parent.range_of_child(clip).start_time
+        if parent.source_range is not None:
+            start = start - parent.source_range.start_time
+    if start is None:
+        return ""
+    return otio.opentime.to_timecode(start, start.rate)
+
+
+def _shot_of(clip: otio.schema.Clip, index: int, used: dict[str, int], *, handles: int,
+             plate_template: str | None, start_frame: int, base: Path) -> ShotClip:
+    """One clip as a ShotClip: frames from its own source range, its speed and its transitions."""
+    dur = clip.trimmed_range().duration
+    fps = float(dur.rate)
+    n = int(round(dur.to_frames()))
+    name = _safe_name(clip.name or "", index)
+    warnings: list[str] = []
+    if name in used:
+        used[name] += 1
+        new = f"{name}_{used[name]}"
+        warnings.append(f"clip {clip.name!r} appears more than once in the edit: this one is {new}")
+        name = new
+    else:
+        used[name] = 1
+    speed = _speed(clip)
+    if speed is not None and speed != 1.0:
+        src = 1 if speed == 0 else max(1, int(math.ceil(n * abs(speed))))
+        warnings.append(f"clip {clip.name!r} plays at {speed * 100:g}% speed"
+                        + (" (a freeze frame)" if speed == 0 else "")
+                        + f": the plate covers the {src} source frame(s) it uses; retime the element to match")
+        n = src
+    head, tail = _transition_frames(clip)
+    if head or tail:
+        warnings.append(f"clip {clip.name!r} is in a transition: {head} frame(s) before the cut-in and {tail} "
+                        "after the cut-out are part of the plate")
+    ref = clip.media_reference
+    first, last = start_frame, start_frame + head + n + tail - 1 + 2 * handles
+    cut_in, cut_out = start_frame + handles + head, start_frame + handles + head + n - 1
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        plate, first, last, cut_in, cut_out, w = _sequence_plate(clip, ref, handles + max(head, tail), base)
+        warnings += w
+        source = "sequence"
+    elif isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        plate, source = _url_path(ref.target_url, base), "external"
+        if not re.search(r"\.exr$", plate, re.I):
+            warnings.append(f"clip {clip.name!r}: media {plate} is not an EXR plate; convert it to an "
+                            "ACEScg EXR sequence and fix plate.path")
+    else:
+        source = "missing"
+        plate = plate_template.format(name=name, clip=clip.name) if plate_template else None
+        if plate is None:
+            warnings.append(f"clip {clip.name!r} has no media path (usual for EDLs): give "
+                            f"--plate-template, or set plate.path in the job")
+    rec_tc = _record_in(clip)
+    for w in warnings:
+        log.warning("%s", w)
+    return ShotClip(name, clip.name, first, last, cut_in, cut_out, fps, plate, source, rec_tc, tuple(warnings))
 
 
 def job_dict(shot: ShotClip, *, effect: str = "smoke") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from gvfx.errors import DepthError, PlacementError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Plane", "fit_ground_plane", "unproject_depth", "DepthSurface", "SurfaceQuery",
+__all__ = ["Plane", "fit_ground_plane", "unproject_depth", "camera_normals", "DepthSurface", "SurfaceQuery",
            "surface_at_pixel"]
 
 
@@ -64,7 +64,8 @@ def fit_ground_plane(points: np.ndarray, up_hint: tuple[float, float, float] | n
                      threshold_m: float | None = None, seed: int = 0, max_tilt_deg: float = 30.0,
                      iterations: int = 400) -> Plane:
     """The ground: RANSAC over near-horizontal planes (normal within ``max_tilt_deg`` of ``up_hint``),
-    picking the lowest plane with a large share of support, then a least-squares refine on its inliers.
+    picking the lowest plane with a large share of support, then a least-squares refine in a band around
+    it that narrows to the residuals' spread (see ``_refine_plane``).
 
     ``threshold_m`` defaults to 1% of the points' robust extent. The normal is oriented along ``up_hint``.
     """
@@ -91,16 +92,29 @@ def fit_ground_plane(points: np.ndarray, up_hint: tuple[float, float, float] | n
     heights = -d  # height of each plane along its (up-oriented) normal
     cand = np.flatnonzero(big)
     i = cand[np.argmin(heights[cand] - 1e-9 * counts[cand])]
-    normal, offset = n[i], float(d[i])
-    for _ in range(3):
-        inl = np.abs(pts @ normal + offset) < threshold_m
+    normal, offset = _refine_plane(pts, n[i], float(d[i]), up, threshold_m)
+    ratio = float(np.mean(np.abs(pts @ normal + offset) < threshold_m))
+    return Plane(normal, offset, ratio)
+
+
+def _refine_plane(pts: np.ndarray, normal: np.ndarray, offset: float, up: np.ndarray, threshold_m: float,
+                  iterations: int = 6) -> tuple[np.ndarray, float]:
+    """Least squares on the points in a band around the plane, the band narrowing to three robust
+    sigmas of the residuals: the feet of walls and boxes within ``threshold_m`` of the ground do not
+    tilt it."""
+    band = threshold_m
+    for _ in range(iterations):
+        res = pts @ normal + offset
+        inl = np.abs(res) < band
         if inl.sum() < 3:
             break
         normal, offset = _plane_lstsq(pts[inl])
         if normal @ up < 0:
             normal, offset = -normal, -offset
-    ratio = float(np.mean(np.abs(pts @ normal + offset) < threshold_m))
-    return Plane(normal, offset, ratio)
+        res = pts[inl] @ normal + offset
+        sigma = 1.4826 * float(np.median(np.abs(res - np.median(res))))
+        band = float(np.clip(3.0 * sigma, max(0.02 * threshold_m, 1e-4), threshold_m))
+    return normal, offset
 
 
 def unproject_depth(z: np.ndarray, camera: Camera, cam_to_world: np.ndarray | None = None, *,
@@ -116,6 +130,32 @@ def unproject_depth(z: np.ndarray, camera: Camera, cam_to_world: np.ndarray | No
         m = np.asarray(cam_to_world, dtype=np.float64)
         p = p @ m[:3, :3].T + m[:3, 3]
     return p
+
+
+def camera_normals(p: np.ndarray) -> np.ndarray:
+    """(H, W, 3) camera-space normals from the point map, one-sided differences chosen on the side
+    with the smaller depth jump so silhouettes do not bend normals; oriented towards the camera."""
+    def pick(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+        jf = np.where(np.isfinite(fwd[..., 2]), np.abs(fwd[..., 2]), np.inf)
+        jb = np.where(np.isfinite(bwd[..., 2]), np.abs(bwd[..., 2]), np.inf)
+        return np.where((jf <= jb)[..., None], fwd, bwd)
+
+    nan = np.full_like(p[:, :1], np.nan)
+    du_f = np.concatenate([p[:, 1:] - p[:, :-1], nan], axis=1)
+    du_b = np.concatenate([nan, p[:, 1:] - p[:, :-1]], axis=1)
+    nan = np.full_like(p[:1], np.nan)
+    dv_f = np.concatenate([p[1:] - p[:-1], nan], axis=0)
+    dv_b = np.concatenate([nan, p[1:] - p[:-1]], axis=0)
+    a, b = pick(du_f, du_b), pick(dv_f, dv_b)
+    n = np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                  a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
+    length = np.linalg.norm(n, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = n / length
+        view = -p / np.linalg.norm(p, axis=-1, keepdims=True)
+    n = np.where(np.isfinite(n).all(axis=-1, keepdims=True), n, view)
+    n *= np.where(np.einsum("...i,...i->...", n, view) < 0, -1.0, 1.0)[..., None]
+    return n
 
 
 @dataclass(frozen=True)
@@ -164,29 +204,7 @@ class DepthSurface:
 
     @staticmethod
     def _normals(p: np.ndarray) -> np.ndarray:
-        """(H, W, 3) camera-space normals from the point map, one-sided differences chosen on the side
-        with the smaller depth jump so silhouettes do not bend normals; oriented towards the camera."""
-        def pick(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
-            jf = np.where(np.isfinite(fwd[..., 2]), np.abs(fwd[..., 2]), np.inf)
-            jb = np.where(np.isfinite(bwd[..., 2]), np.abs(bwd[..., 2]), np.inf)
-            return np.where((jf <= jb)[..., None], fwd, bwd)
-
-        nan = np.full_like(p[:, :1], np.nan)
-        du_f = np.concatenate([p[:, 1:] - p[:, :-1], nan], axis=1)
-        du_b = np.concatenate([nan, p[:, 1:] - p[:, :-1]], axis=1)
-        nan = np.full_like(p[:1], np.nan)
-        dv_f = np.concatenate([p[1:] - p[:-1], nan], axis=0)
-        dv_b = np.concatenate([nan, p[1:] - p[:-1]], axis=0)
-        a, b = pick(du_f, du_b), pick(dv_f, dv_b)
-        n = np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
-                      a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
-        length = np.linalg.norm(n, axis=-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            n = n / length
-            view = -p / np.linalg.norm(p, axis=-1, keepdims=True)
-        n = np.where(np.isfinite(n).all(axis=-1, keepdims=True), n, view)
-        n *= np.where(np.einsum("...i,...i->...", n, view) < 0, -1.0, 1.0)[..., None]
-        return n
+        return camera_normals(p)
 
     def thickness(self, depth_z: np.ndarray) -> np.ndarray:
         """(N,) metres behind the surface beyond which a point counts as behind an object."""

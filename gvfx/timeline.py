@@ -141,9 +141,12 @@ def write_timeline(path: str | Path, *, name: str, fps: float, plate: SeqRef, el
 def _write_atomic(out: Path, tl: otio.schema.Timeline) -> None:
     """Write ``tl`` to a temporary file beside ``out`` and rename it over ``out``: readers see the old
     or the new timeline, never half of one."""
+    from gvfx.errors import output_error
+
     text = otio.adapters.write_to_string(tl, "otio_json")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -152,9 +155,12 @@ def _write_atomic(out: Path, tl: otio.schema.Timeline) -> None:
 
         os.chmod(tmp, _file_mode())
         os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+    except OSError as exc:  # disk full, read-only: the old timeline stays as it was
+        raise output_error(exc, "the timeline", out) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def read_timeline(path: str | Path) -> otio.schema.Timeline:

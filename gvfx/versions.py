@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gvfx.errors import InputError
+from gvfx.errors import InputError, output_error
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,9 @@ def read_version_info(vdir: Path) -> dict:
 
 
 def write_version_info(vdir: Path, info: dict) -> None:
-    """Atomically replace ``version.json``."""
-    vdir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=vdir, prefix=".version.json.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f, indent=1, sort_keys=True)
-    os.chmod(tmp, _file_mode())
-    os.replace(tmp, vdir / "version.json")
+    """Atomically replace ``version.json``; a full or read-only disk raises OutputError and leaves the
+    old file (and no temporary file) behind."""
+    atomic_write_text(vdir / "version.json", json.dumps(info, indent=1, sort_keys=True), what="version.json")
 
 
 def _file_mode() -> int:
@@ -62,24 +58,34 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+def atomic_write_text(path: Path, text: str, *, what: str | None = None) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``. An OSError (disk
+    full, read-only) becomes one OutputError naming ``path``; the temporary file is removed and the
+    old ``path`` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise output_error(exc, what or path.name, path) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def next_version(root: Path) -> Path:
     """Create and return the next free ``vNNN`` folder (race-safe: ``mkdir`` fails if it exists)."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, "the versions folder", root) from None
     existing = versions(root)
     n = int(existing[-1].name[1:]) + 1 if existing else 1
     while True:
@@ -89,6 +95,23 @@ def next_version(root: Path) -> Path:
             return p
         except FileExistsError:
             n += 1
+        except OSError as exc:
+            raise output_error(exc, "a new version folder", p) from None
+
+
+def new_version(root: Path, info: dict) -> Path:
+    """The next ``vNNN`` folder with its ``version.json``; if that cannot be written (disk full,
+    read-only) the folder is removed again, so no empty version is left behind."""
+    vdir = next_version(root)
+    try:
+        write_version_info(vdir, info)
+    except BaseException:
+        try:
+            vdir.rmdir()
+        except OSError:
+            log.warning("could not remove the unfinished version folder %s", vdir)
+        raise
+    return vdir
 
 
 def find_resumable(root: Path, spec_hash: str) -> Path | None:
@@ -125,7 +148,18 @@ def live_renderers(renderers: list[dict] | None) -> list[dict]:
     from gvfx.lock import pid_alive
 
     host = socket.gethostname()
-    return [r for r in (renderers or []) if r.get("host") != host or pid_alive(int(r.get("pid", -1)))]
+
+    def pid(r: dict) -> int:
+        try:
+            return int(r.get("pid", -1))
+        except (TypeError, ValueError):
+            return -1
+
+    from collections.abc import Mapping, Sequence
+
+    ok = isinstance(renderers, Sequence) and not isinstance(renderers, (str, bytes))
+    rs = [r for r in renderers if isinstance(r, Mapping)] if ok else []
+    return [r for r in rs if r.get("host") != host or pid_alive(pid(r))]
 
 
 def effective_status(info: dict) -> str:

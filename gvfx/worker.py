@@ -23,6 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, BinaryIO, Callable
 
 import gvfx
@@ -43,6 +44,10 @@ class ProtocolError(InputError):
     """A request line the worker cannot understand: not JSON, not an object, unknown type, bad field."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: the worker stops as on a closed stdin (jobs cancelled, versions ``partial``)."""
+
+
 @dataclass
 class _Entry:
     """A submitted job: its request, its cancel flag and its state (queued, running, done)."""
@@ -61,8 +66,8 @@ def _jsonable(obj: Any) -> Any:
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
     if hasattr(obj, "items"):
         return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (list, tuple, set, frozenset, Sequence)) and not isinstance(obj, (str, bytes)):
+        return [_jsonable(v) for v in obj]  # also OTIO's AnyVector
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
         try:
             return _jsonable(obj.item())
@@ -96,6 +101,7 @@ class Worker:
         self._entries: dict[str, _Entry] = {}
         self._jobs: queue.Queue[_Entry | None] = queue.Queue()
         self._aux = threading.BoundedSemaphore(2)
+        self._aux_threads: list[threading.Thread] = []  # answered before the worker exits
         self._preview_dir = preview_dir
         self._shutdown_timeout = shutdown_timeout
         self._started = time.monotonic()
@@ -135,6 +141,8 @@ class Worker:
                 log.info("end of input: shutting down")
         except KeyboardInterrupt:
             log.info("interrupted: shutting down")
+        except Terminated:
+            log.info("SIGTERM: cancelling and shutting down")
         self.close()
         return 0
 
@@ -154,7 +162,8 @@ class Worker:
                 raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno}): {text.strip()[:80]!r}") from None
             if not isinstance(req, dict):
                 raise ProtocolError(f"a request must be a JSON object, got {type(req).__name__}")
-            if req.get("v", PROTOCOL) != PROTOCOL:
+            v = req.get("v", PROTOCOL)
+            if isinstance(v, bool) or not isinstance(v, int) or v != PROTOCOL:  # true == 1 in Python
                 raise ProtocolError(f"v: protocol version {req.get('v')!r} is not supported",
                                     hint=f"this worker speaks version {PROTOCOL}")
             type_ = req.get("type")
@@ -181,8 +190,10 @@ class Worker:
             self._submit(id_, req)
         else:
             handler: Callable[[dict], dict] = getattr(self, f"_do_{type_}")
-            threading.Thread(target=self._run_aux, args=(handler, id_, req), name=f"gvfx-{type_}",
-                             daemon=True).start()
+            t = threading.Thread(target=self._run_aux, args=(handler, id_, req), name=f"gvfx-{type_}", daemon=True)
+            with self._lock:
+                self._aux_threads = [a for a in self._aux_threads if a.is_alive()] + [t]
+            t.start()
 
     def _status(self) -> dict:
         with self._lock:
@@ -290,10 +301,18 @@ class Worker:
         for e in queued:
             self.emit("cancelled", e.id, stage="queued")
         self._jobs.put(None)
+        deadline = time.monotonic() + self._shutdown_timeout
         if self.job_thread.is_alive():
             self.job_thread.join(self._shutdown_timeout)
         if self.job_thread.is_alive():
             log.warning("the running job did not stop within %.0f s; exiting anyway", self._shutdown_timeout)
+        # requests already received (doctor, versions, preview) are answered before the process ends
+        with self._lock:
+            pending = list(self._aux_threads)
+        for t in pending:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("request thread %s did not finish before shutdown", t.name)
 
     # ------------------------------------------------------------------------- other requests
     def _do_doctor(self, req: dict) -> dict:
@@ -401,8 +420,16 @@ def _protocol_stream() -> BinaryIO:
 def run_worker(*, preview_dir: Path | None = None, shutdown_timeout: float = 30.0) -> int:
     """Serve the protocol on this process's stdin/stdout until ``shutdown`` or end of input, then end
     the process (exit code 0)."""
+    import signal
+
     out = _protocol_stream()
     worker = Worker(out, preview_dir=preview_dir, shutdown_timeout=shutdown_timeout)
+
+    def on_term(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the clean-up must not be interrupted
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
     code = worker.serve(sys.stdin.buffer)
     # Exit at once: every event is written and every file is renamed into place, and tearing down an
     # interpreter holding torch takes seconds (or forever with a job that would not stop).

@@ -64,6 +64,7 @@ def timeline_versions(path: str | Path) -> dict:
     reference) version.
     """
     from gvfx.timeline import read_timeline
+    from gvfx.versions import effective_status
     from gvfx.worker import _jsonable
 
     tl = read_timeline(path)
@@ -86,7 +87,10 @@ def timeline_versions(path: str | Path) -> dict:
                                             else "element")
                 name = meta.get("element") or track.name or clip.name
                 g = groups.setdefault(f"{kind}:{name}", {"name": name, "kind": kind, "versions": []})
-                g["versions"].append({"version": version, "status": meta.get("status"),
+                # the effective status: ``rendering`` by processes that are dead reads ``incomplete``,
+                # the word the timeline and gvfx.versions use
+                status = effective_status(meta) if meta.get("status") else None
+                g["versions"].append({"version": version, "status": status,
                                       "spec_hash": meta.get("spec_hash"), "frames": _ref_frames(ref, meta),
                                       "pattern": pattern, "active": bool(active and clip.enabled),
                                       "clip": clip.name, "reference": key, "metadata": meta})

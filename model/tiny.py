@@ -84,6 +84,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "animatediff_depth": _video_builder("build_animatediff_depth"),
     "sd15_depth_ip": _image_builder("build_sd15_depth_ip"),
     "sdxl_depth_ip": _image_builder("build_sdxl_depth_ip"),
+    "sd15_depth_ip_fp16": _image_builder("build_sd15_depth_ip_fp16"),  # only *.fp16.safetensors weights
 }
 
 

@@ -132,3 +132,19 @@ def build_sd15_depth_ip(out_dir: Path) -> Path:
 def build_sdxl_depth_ip(out_dir: Path) -> Path:
     """Tiny random ``sdxl_depth_ip`` stack (see ``model/stacks/sdxl_depth_ip.yaml``)."""
     return _build_image_stack(out_dir, xl=True)
+
+
+def build_sd15_depth_ip_fp16(out_dir: Path) -> Path:
+    """The tiny ``sd15_depth_ip`` stack as a user who fetched only the ``fp16`` variant files has it: the
+    UNet, VAE, text encoder and ControlNet weights as ``*.fp16.safetensors`` (half-precision tensors) and
+    no full-precision file."""
+    from safetensors.torch import load_file, save_file
+
+    _build_image_stack(out_dir, xl=False)
+    for folder, name in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"),
+                         ("text_encoder", "model"), ("controlnet", "diffusion_pytorch_model")):
+        full = out_dir / folder / f"{name}.safetensors"
+        tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(full)).items()}
+        save_file(tensors, str(out_dir / folder / f"{name}.fp16.safetensors"), metadata={"format": "pt"})
+        full.unlink()
+    return out_dir

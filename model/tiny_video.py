@@ -157,10 +157,14 @@ def build_animatediff_depth(out_dir: Path) -> Path:
                                 norm_num_groups=2)
     unet.save_pretrained(out_dir / "unet", safe_serialization=True)
     torch.manual_seed(SEED)
-    ControlNetModel(block_out_channels=blocks, layers_per_block=2, in_channels=4,
-                    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), cross_attention_dim=cad,
-                    conditioning_embedding_out_channels=(8, 8), norm_num_groups=1,
-                    ).save_pretrained(out_dir / "controlnet", safe_serialization=True)
+    controlnet = ControlNetModel(block_out_channels=blocks, layers_per_block=2, in_channels=4,
+                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), cross_attention_dim=cad,
+                                 conditioning_embedding_out_channels=(8, 8), norm_num_groups=1)
+    with torch.no_grad():  # zero-initialised output convolutions would make the control do nothing
+        for block in list(controlnet.controlnet_down_blocks) + [controlnet.controlnet_mid_block]:
+            block.weight.normal_(0.0, 0.05)
+            block.bias.normal_(0.0, 0.05)
+    controlnet.save_pretrained(out_dir / "controlnet", safe_serialization=True)
     torch.manual_seed(SEED)
     AutoencoderKL(block_out_channels=blocks, in_channels=3, out_channels=3,
                   down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],

@@ -166,9 +166,11 @@ def _blender_style_stage(path, meters_per_unit: float, scale: float):
         t_op.Set(Gf.Vec3d(0.5 * (f - 1) * scale, -10.0 * scale, 2.0 * scale), f)
         r_op.Set(Gf.Vec3f(90.0, 0.0, 0.0), f)
     cam = UsdGeom.Camera.Define(stage, "/root/Camera/Camera")
-    cam.GetFocalLengthAttr().Set(50.0)
-    cam.GetHorizontalApertureAttr().Set(36.0)
-    cam.GetVerticalApertureAttr().Set(20.25)
+    tenths = 1.0 / (100.0 * meters_per_unit)  # UsdGeomCamera: lens and film back in tenths of a scene unit
+    cam.GetFocalLengthAttr().Set(50.0 * tenths)
+    for f in (1, 2, 3):  # time-sampled apertures, as Blender 5 writes them
+        cam.GetHorizontalApertureAttr().Set(36.0 * tenths, f)
+        cam.GetVerticalApertureAttr().Set(20.25 * tenths, f)
     stage.GetRootLayer().Save()
 
 
@@ -178,7 +180,8 @@ def test_usd_z_up_blender_style(tmp_path, mpu, scale):
     _blender_style_stage(p, mpu, scale)
     tr = read_usd_camera(p, W, H)
     assert tr.frames == (1, 2, 3)
-    assert tr.camera.focal_mm == 50.0
+    assert tr.camera.focal_mm == pytest.approx(50.0, rel=1e-6)
+    assert tr.camera.haperture_mm == pytest.approx(36.0, rel=1e-6)  # not USD's fallback 20.955
     for f in (1, 2, 3):
         m = tr.transform(f)
         # Z-up +Y (Blender's forward here) is gvfx's -Z; Z-up +Z (up) is gvfx's +Y
@@ -217,3 +220,148 @@ def test_usd_errors(tmp_path):
         read_usd_camera(empty, W, H, prim_path="/World")
     with pytest.raises(CameraError, match="no prim"):
         read_usd_camera(empty, W, H, prim_path="/Nope")
+
+
+# --- USD camera units (UsdGeomCamera: tenths of a scene unit) ---
+
+def test_usd_written_in_spec_units(tmp_path):
+    """gvfx's camera.usda on a metre stage: a 30 mm lens is 0.30, a 36 mm back 0.36, marked with the key."""
+    from pxr import Usd, UsdGeom
+    p = tmp_path / "cam.usda"
+    write_usd_camera(p, _moving_track())
+    stage = Usd.Stage.Open(str(p))
+    cam = UsdGeom.Camera(stage.GetPrimAtPath("/World/Camera"))
+    assert cam.GetFocalLengthAttr().Get() == pytest.approx(0.30)
+    assert cam.GetHorizontalApertureAttr().Get() == pytest.approx(0.36)
+    assert cam.GetVerticalApertureAttr().Get() == pytest.approx(0.36 * H / W)
+    assert cam.GetPrim().GetCustomDataByKey("gvfx:cameraUnits") == "tenthsOfSceneUnit"
+    # USD's own camera model (Gf.Camera) agrees on the field of view: 2 atan(36 / (2 * 30))
+    gf = cam.GetCamera(Usd.TimeCode(1001))
+    assert gf.GetFieldOfView(gf.FOVHorizontal) == pytest.approx(math.degrees(2 * math.atan(18 / 30)), rel=1e-6)
+
+
+def test_usd_centimetre_stage_is_millimetres(tmp_path):
+    """On a centimetre stage (metersPerUnit 0.01) the values are millimetres, translations centimetres."""
+    from pxr import Gf, Usd, UsdGeom
+    p = tmp_path / "cm.usda"
+    stage = Usd.Stage.CreateNew(str(p))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 0.01)
+    cam = UsdGeom.Camera.Define(stage, "/cam")
+    cam.AddTranslateOp().Set(Gf.Vec3d(0, 150.0, 0))
+    cam.GetFocalLengthAttr().Set(24.0)
+    cam.GetHorizontalApertureAttr().Set(24.89)
+    stage.GetRootLayer().Save()
+    tr = read_usd_camera(p, W, H)
+    assert (tr.camera.focal_mm, tr.camera.haperture_mm) == pytest.approx((24.0, 24.89))
+    np.testing.assert_allclose(tr.position(tr.frames[0]), [0, 1.5, 0], atol=1e-9)
+
+
+# The camera.usda gvfx wrote before it followed the spec (verbatim): lens and back in mm on a metre stage.
+LEGACY_GVFX_CAMERA = """#usda 1.0
+(
+    defaultPrim = "World"
+    endTimeCode = 2
+    framesPerSecond = 24
+    metersPerUnit = 1
+    startTimeCode = 1
+    timeCodesPerSecond = 24
+    upAxis = "Y"
+)
+
+def Xform "World"
+{
+    def Camera "Camera"
+    {
+        float focalLength = 35
+        float horizontalAperture = 36
+        float horizontalApertureOffset = 0
+        float verticalAperture = 20.25
+        float verticalApertureOffset = -0
+        matrix4d xformOp:transform.timeSamples = {
+            1: ( (1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1) ),
+            2: ( (1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (2, 0, 0, 1) ),
+        }
+        uniform token[] xformOpOrder = ["xformOp:transform"]
+    }
+}
+"""
+
+
+def test_usd_legacy_gvfx_file_reads_as_mm(tmp_path):
+    p = tmp_path / "old_camera.usda"
+    p.write_text(LEGACY_GVFX_CAMERA)
+    tr = read_usd_camera(p, W, H)
+    assert (tr.camera.focal_mm, tr.camera.haperture_mm) == (35.0, 36.0)
+    assert tr.metadata["lens_units"].startswith("mm")
+    np.testing.assert_allclose(tr.position(2), [2, 0, 0])
+    # the same values in any other shape (here: a translate op instead of gvfx's matrix) follow the spec
+    other = tmp_path / "other.usda"
+    other.write_text(LEGACY_GVFX_CAMERA.replace("matrix4d xformOp:transform.timeSamples", "matrix4d xformOp:transform:a.timeSamples")
+                     .replace('["xformOp:transform"]', '["xformOp:transform:a"]'))
+    assert read_usd_camera(other, W, H).camera.focal_mm == pytest.approx(3500.0)
+    # the old writer's aperture offsets (principal point +12 px right) read back as it meant them
+    shifted = tmp_path / "old_shifted.usda"
+    shifted.write_text(LEGACY_GVFX_CAMERA.replace("horizontalApertureOffset = 0", f"horizontalApertureOffset = {12 / W * 36}"))
+    assert read_usd_camera(shifted, W, H).camera.center_offset_px[0] == pytest.approx(12.0)
+    # an old layout.usda is known by gvfx's doc string
+    lay = tmp_path / "old_layout.usda"
+    lay.write_text(LEGACY_GVFX_CAMERA.replace('    defaultPrim = "World"', '    doc = "gvfx shot layout: camera"\n    defaultPrim = "Other"'))
+    assert read_usd_camera(lay, W, H).camera.focal_mm == 35.0
+
+
+def test_usd_time_sampled_apertures_keep_the_field_of_view(tmp_path):
+    """An animated film back (gvfx has one back per track) becomes the same field of view in the lens."""
+    from pxr import Usd, UsdGeom
+    p = tmp_path / "back.usda"
+    stage = Usd.Stage.CreateNew(str(p))
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    cam = UsdGeom.Camera.Define(stage, "/cam")
+    cam.GetFocalLengthAttr().Set(0.35)
+    cam.GetHorizontalApertureAttr().Set(0.36, 1)
+    cam.GetHorizontalApertureAttr().Set(0.18, 2)
+    stage.GetRootLayer().Save()
+    tr = read_usd_camera(p, W, H)
+    assert tr.frames == (1, 2)
+    for f in (1, 2):
+        gf = cam.GetCamera(Usd.TimeCode(f))
+        assert tr.camera_at(f).hfov_deg == pytest.approx(gf.GetFieldOfView(gf.FOVHorizontal), rel=1e-6)
+
+
+@pytest.mark.parametrize("attr, value, msg", [("HorizontalAperture", 0.0, "horizontalAperture is 0"),
+                                              ("HorizontalAperture", -0.36, "horizontalAperture is -0.36"),
+                                              ("VerticalAperture", 0.0, "verticalAperture is 0"),
+                                              ("FocalLength", -0.35, "focalLength is -0.35")])
+def test_usd_bad_apertures_are_one_line(tmp_path, attr, value, msg):
+    from pxr import Usd, UsdGeom
+    p = tmp_path / "bad_back.usda"
+    stage = Usd.Stage.CreateNew(str(p))
+    cam = UsdGeom.Camera.Define(stage, "/cam")
+    getattr(cam, f"Get{attr}Attr")().Set(value)
+    stage.GetRootLayer().Save()
+    with pytest.raises(CameraError, match=msg) as exc:
+        read_usd_camera(p, W, H)
+    assert "bad_back.usda" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_usd_projection_matches_usds_own_frustum(tmp_path):
+    """USD's Gf.Camera (lens, back and aperture offsets) projects a point where gvfx does."""
+    from pxr import Gf, Usd, UsdGeom
+    p = tmp_path / "offset.usda"
+    stage = Usd.Stage.CreateNew(str(p))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    cam = UsdGeom.Camera.Define(stage, "/cam")
+    cam.AddTranslateOp().Set(Gf.Vec3d(0.5, 1.0, 4.0))
+    for name, v in [("FocalLength", 0.4), ("HorizontalAperture", 0.36), ("VerticalAperture", 0.2025),
+                    ("HorizontalApertureOffset", 0.02), ("VerticalApertureOffset", -0.013)]:
+        getattr(cam, f"Get{name}Attr")().Set(v)
+    stage.GetRootLayer().Save()
+    tr = read_usd_camera(p, W, H)
+    gf = cam.GetCamera(Usd.TimeCode.Default())
+    view_proj = gf.frustum.ComputeViewMatrix() * gf.frustum.ComputeProjectionMatrix()
+    for point in ([0.3, 1.2, -2.0], [-1.0, 0.4, 0.5], [2.0, 2.0, -6.0]):
+        ndc = view_proj.Transform(Gf.Vec3d(*point))  # x, y in [-1, 1], y up
+        want = [(ndc[0] + 1) / 2 * W, (1 - ndc[1]) / 2 * H]
+        uv, _ = tr.project_world(np.array([point]), 1)
+        np.testing.assert_allclose(uv[0], want, atol=1e-3)

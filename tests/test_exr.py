@@ -130,7 +130,7 @@ def test_nan_inf_policy(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Non
     r[0, 0], r[0, 1], r[0, 2] = np.nan, np.inf, -np.inf
     z = np.full((H, W), 3.0, np.float32)
     z[1, 0], z[1, 1], z[1, 2] = np.nan, np.inf, -np.inf
-    p = write_exr(tmp_path / "n.exr", {"R": r, "Z": z}, half=False)
+    p = write_exr(tmp_path / "n.exr", {"R": r, "Z": z}, half=False, clean=False)
     with caplog.at_level(logging.WARNING, logger="gvfx.exr"):
         img = read_exr(p)
     assert img.nonfinite["R"] == (1, 2) and img.nonfinite["Z"] == (1, 2)

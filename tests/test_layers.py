@@ -31,7 +31,7 @@ NEVER = {
 }
 #: the core modules, so a new module has to be placed in the map deliberately
 CORE = {"gvfx", "gvfx.camera", "gvfx.camera_io", "gvfx.color", "gvfx.comp", "gvfx.config", "gvfx.depth",
-        "gvfx.element", "gvfx.errors", "gvfx.exr", "gvfx.exr_info", "gvfx.exr_sequence", "gvfx.params",
+        "gvfx.element", "gvfx.errors", "gvfx.exr", "gvfx.exr_info", "gvfx.exr_sequence", "gvfx.limits", "gvfx.params",
         "gvfx.preview", "gvfx.probe", "gvfx.sequence", "gvfx.surface"}
 
 

@@ -24,7 +24,7 @@ def plate(tmp_path: Path) -> Path:
         z = np.full((H, W), 10.0 * (f - 1000), np.float32)
         z[0, :3] = np.inf
         write_layers(tmp_path / f"plate.{f:04d}.exr", rgba=rgba, z=z, layers={"holdout": rgba[..., 3]},
-                     data_origin=(-2, -2), display_window=(0, 0, W - 5, H - 5), metadata={"seed": 7})
+                     data_origin=(-2, -2), display_window=(0, 0, W - 5, H - 5), metadata={"seed": 7}, clean=False)
     return tmp_path / "plate.####.exr"
 
 

@@ -96,3 +96,15 @@ def test_surface_at_pixel_and_placement_errors(scene):
     sky = np.full_like(z, np.inf)
     with pytest.raises(PlacementError, match="sky"):
         surface_at_pixel(sky, cam, m, (10, 10))
+
+
+def test_ground_fit_is_not_tilted_by_the_feet_of_walls_and_boxes():
+    rng = np.random.default_rng(5)
+    n = 3000
+    ground = np.stack([rng.uniform(-4, 4, n), rng.normal(0, 0.002, n), rng.uniform(-4, 1, n)], axis=1)
+    # a wall at z = -4 and a box side at x = 2, densely sampled down to the floor (as a plate sees them)
+    wall = np.stack([rng.uniform(-4, 4, 2500), rng.uniform(0, 2.5, 2500), np.full(2500, -4.0)], axis=1)
+    side = np.stack([np.full(1500, 2.0), rng.uniform(0, 0.6, 1500), rng.uniform(-1, 1, 1500)], axis=1)
+    plane = fit_ground_plane(np.concatenate([ground, wall, side]), (0, 1, 0), seed=2)
+    assert _angle_deg(plane.normal, np.array([0.0, 1.0, 0.0])) < 0.05
+    assert abs(plane.offset) < 0.001

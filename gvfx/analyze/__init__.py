@@ -2,7 +2,7 @@
 
 One call, :func:`analyze`, runs the stages in order and writes into ``OUT``:
 
-- ``camera.usda`` (Y up, metres, focal/apertures in mm, a transform per plate frame) and ``camera.chan``;
+- ``camera.usda`` (Y up, metres, lens and film back in USD's tenths of a metre, a transform per plate frame) and ``camera.chan``;
 - ``depth/depth.####.exr`` (``Z`` float32 metric depth and ``confidence.A``) from a depth back-end;
 - ``points.ply`` (the sparse SfM points, world metres, with colours);
 - ``report.json`` + ``report.txt`` (registered/interpolated frames, reprojection error, focal, scale

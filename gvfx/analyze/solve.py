@@ -102,7 +102,7 @@ class SolveOptions:
     overlap: int = 8
     seed: int = 0
     timeout_s: float | None = None  # default: scaled by frame count and proxy size
-    num_threads: int = 2
+    num_threads: int = 1
 
     def timeout_for(self, n_frames: int) -> float:
         if self.timeout_s is not None:
@@ -162,6 +162,32 @@ _LOG_PATTERNS = (
 )
 
 
+def worker_environment() -> dict[str, str]:
+    """The worker's environment: one OpenMP/BLAS thread, so sparse solves sum in one order on any CPU.
+
+    COLMAP's own thread pools are sized by the protocol's ``*_threads``; the bundled OpenMP runtime and
+    BLAS would otherwise split reductions across threads in an order that varies between machines."""
+    env = dict(os.environ)
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[key] = "1"
+    if _cpu_has("avx2", "fma"):
+        # pycolmap's static OpenBLAS picks its kernels by CPU (Haswell, SkylakeX, Zen…), and the kernels
+        # round descriptor distances differently: pin the one every AVX2 machine runs, for the same matches.
+        env["OPENBLAS_CORETYPE"] = "Haswell"
+    return env
+
+
+def _cpu_has(*flags: str) -> bool:
+    """Whether /proc/cpuinfo lists every one of these CPU flags (False where there is no such file)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    return all(f in have for f in flags)
+
+
 def run_worker(args: dict, *, timeout_s: float, n_images: int, progress: ProgressFn | None = None
                ) -> tuple[dict, dict[str, np.ndarray]]:
     """Run ``gvfx.analyze.colmap_worker`` in a subprocess, reporting progress from its log; kill it on timeout."""
@@ -174,7 +200,8 @@ def run_worker(args: dict, *, timeout_s: float, n_images: int, progress: Progres
     t0 = time.monotonic()
     with open(log_path, "wb") as log_fh:
         proc = subprocess.Popen([sys.executable, "-m", "gvfx.analyze.colmap_worker", str(args_path)],
-                                stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=worker_environment())
         seen: dict[str, int] = {}
         try:
             while proc.poll() is None:
@@ -282,6 +309,7 @@ def solve_camera(frames: list[int], images: ImagesFn, width: int, height: int,
                 "focal_px": focal_px, "camera_model": options.camera_model,
                 "mask_dir": str(work / "masks") if matte is not None else None,
                 "max_features": options.max_features, "overlap": options.overlap, "num_threads": options.num_threads,
+                "mapping_threads": 1,  # mapping in one thread: no order of thread completion can steer it
                 "max_runtime_s": options.timeout_for(len(frames)) * 0.7, "seed": options.seed}
         t0 = time.perf_counter()
         result, arrays = run_worker(args, timeout_s=options.timeout_for(len(frames)), n_images=len(frames),

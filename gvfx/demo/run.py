@@ -86,13 +86,14 @@ def demo_job_dict(scene, plate_pattern: str, camera_file: str, frames: list[int]
              "start_frame": first, "shutter": 0.5, "motion_samples": 3,
              # a grinder-like fountain thrown up and out over the edge, falling to the floor
              "params": {"speed_mps": 2.6, "direction": [1.0, 1.1, 0.35], "spread_deg": 30, "lifetime_s": 1.0,
-                        "temperature_K": 3600, "intensity": 14, "count": 2500, "emit_frames": 20,
+                        "temperature_K": 3600, "count": 2500, "emit_frames": 20,
                         "restitution": 0.45},
              "match": {"colour_strength": 0.0, "shadow_strength": 0.0, "contact_strength": 0.0}},
             {"name": "ball", "effect": "insert", "reference": reference,
              "placement": {"point": ball_at}, "size_m": 0.22, "seed": 3,
              "start_frame": first, "shutter": 0.5, "motion_samples": 5,
-             "params": {"velocity_mps": roll},
+             # a 3D proxy (auto: a lathe, the ball's matte is symmetric) rolled by a sphere collider
+             "params": {"velocity_mps": roll, "proxy": "auto", "collider": "sphere"},
              # an insert keeps its identity: levels and white balance towards the plate, not all the way
              "match": {"colour_strength": 0.35}},
         ],
@@ -273,9 +274,38 @@ def diffusion_elements(job_dict: dict, out: Path) -> str:
     return note
 
 
-def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[Path, Path]:
+def _close_ups(imgs: list) -> list | None:
+    """Enlarged crops around a 3D insert's pixels (its frames' union box), or None for other elements."""
+    from gvfx.preview import element_preview
+
+    if not imgs or imgs[0].metadata.get("gvfx:insert:proxy") in (None, "card"):
+        return None
+    alphas = [im.channels["A"] for im in imgs]
+    seen = np.logical_or.reduce([a > 0.01 for a in alphas])
+    if not seen.any():
+        return None
+    h, w = seen.shape
+    ys, xs = np.nonzero(seen)
+    side = int(max(np.ptp(ys), np.ptp(xs)) * 0.35 + 8)
+    out = []
+    for im, a in zip(imgs, alphas):
+        if not (a > 0.01).any():
+            out.append(None)
+            continue
+        yy, xx = np.nonzero(a > 0.01)
+        cy, cx = int(yy.mean()), int(xx.mean())
+        y0, x0 = max(cy - side, 0), max(cx - int(side * w / h), 0)
+        crop = im.rgba()[y0:y0 + 2 * side, x0:x0 + int(2 * side * w / h)]
+        ry = np.linspace(0, crop.shape[0] - 1, h).astype(int)
+        rx = np.linspace(0, crop.shape[1] - 1, w).astype(int)
+        out.append(element_preview(crop[ry][:, rx]))
+    return out
+
+
+def write_previews(out: Path, result: RenderResult, frames: list[int], *, sheet_path: Path | None = None,
+                   gif: bool = True) -> tuple[Path, Path | None]:
     """Contact sheet (plate / each matched element / the shadow and holdout layers / comp across sampled
-    frames) and a GIF of the comp."""
+    frames; ``out/contact_sheet.png`` unless ``sheet_path``) and, with ``gif``, a GIF of the comp."""
     from gvfx.exr import read_exr
     from gvfx.preview import contact_sheet, element_preview, to_preview, write_gif
     from gvfx.sequence import frame_path
@@ -303,6 +333,10 @@ def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[
     for name, res in result.elements.items():
         rows.append([element_preview(read_exr(frame_path(res.pattern, f)).rgba()) for f in picks])
         labels.append(f"{name} (matched)")
+        close = _close_ups([read_exr(frame_path(res.pattern, f)) for f in picks])
+        if close is not None:  # a 3D insert: the same object seen turning, from every angle it takes
+            rows.append(close)
+            labels.append(f"{name} close-up (3D proxy)")
     if len(shadow_row) == len(picks):
         rows.append(shadow_row)
         labels.append("plate x shadows")
@@ -312,7 +346,8 @@ def write_previews(out: Path, result: RenderResult, frames: list[int]) -> tuple[
     if result.comp:
         rows.append([to_preview(read_exr(frame_path(result.comp.pattern, f)).rgba()) for f in picks])
         labels.append("comp")
-    sheet = contact_sheet(rows, labels, [str(f) for f in picks], out / "contact_sheet.png")
+    sheet = contact_sheet(rows, labels, [str(f) for f in picks], sheet_path or out / "contact_sheet.png")
+    if not gif:
+        return sheet, None
     gif_frames = [to_preview(read_exr(frame_path(result.comp.pattern, f)).rgba()) for f in frames] if result.comp else rows[0]
-    gif = write_gif(gif_frames, out / "comp_preview.gif", fps=24)
-    return sheet, gif
+    return sheet, write_gif(gif_frames, out / "comp_preview.gif", fps=24)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from gvfx.element import (EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, Placement,  # noqa: F401
-                          ProgressFn)
+from gvfx.element import (EffectInfo, ElementFrame, ElementSpec, LightSamples, Param, PlateContext,  # noqa: F401
+                          Placement, ProgressFn)
 
 __all__ = ["Engine", "ProgressFn", "Param", "EffectInfo", "Placement", "ElementSpec", "PlateContext",
-           "ElementFrame"]
+           "ElementFrame", "LightSamples"]
 
 
 @runtime_checkable

@@ -1,23 +1,38 @@
-"""Colour: match an element's levels, white balance and saturation to the plate where it sits.
+"""Colour: match an element's levels, white balance and saturation to the plate's light.
 
 The grade (applied to the element's unpremultiplied colour ``c``, ACEScg, scene-linear)::
 
     c1 = gain * c + lift                    # per channel: levels and white balance
     c2 = Y(c1) + saturation * (c1 - Y(c1))  # saturation about luminance
 
-Measured statistics (element: unpremultiplied colour where alpha > 0.5; plate: the neighbourhood
-``region_around`` the element, or a user reference patch), all over finite pixels only:
+Two modes, both bounded (the bounds are module constants, the measured grade is clamped to them and
+every clamp is named in ``ColourMatch.clamped``, the log and the EXR's ``gvfx:match:colour``):
 
-- black / white: 1st / 99th percentile of luminance (levels);
-- cast: per-channel mean divided by mean luminance (grey-world white balance in the region);
-- chroma spread: mean distance of each pixel's chroma ``c - Y`` from the mean chroma, divided by
-  the black-to-white range (saturation, independent of levels and cast).
+``light`` (the default): the plate's *overall* levels and light, measured over the whole frame with
+robust statistics, never the pixels behind or around the element (a snowflake in front of a wall is
+not wall-coloured; the issue-13 failures were gains of 14.5 and 6.9e6 from exactly that). An element
+is rendered under white light, so it takes the plate's light colour: ``wb`` = the plate's trimmed
+grey-world cast (per-channel mean of the pixels between the 5th and 95th luminance percentile over
+their mean luminance), normalised to unit luminance, each channel within ``WB_BOUNDS``. Exposure
+changes only an element outside the plate's range: one whose white (99th percentile luminance) is
+above the plate's white is darkened half-way in stops towards it, one whose white is below the
+plate's median is brightened half-way towards that median, within ``EXPOSURE_BOUNDS``; anything in
+between keeps its level (a dark object is dark, a bright one bright: the plate's levels are frame
+statistics -- sky, highlights -- an element's are one object's own). Lift brings the element's black (1st percentile) to the plate's
+black floor (flare, veiling glare), within ``LIFT_MAX_FRACTION`` of the plate's white and never
+below zero at the element's black. Saturation moves the element's colourfulness (median ``|c - Y| /
+Y``) half-way towards the plate's, within the narrow ``SATURATION_BOUNDS`` (an object's colourfulness
+is mostly its own; this only follows a plate graded towards or away from colour).
 
-The parameters are found by a short fixed-point iteration on ``c1`` (saturation scales chroma
-about Y exactly, so it has closed-form targets there): saturation from the spread ratio, levels
-from the luminance percentiles, then the cast; white balance moves luminance a little, so repeat. Fallbacks:
-too few element pixels (< 16 with alpha > 0.5) or plate pixels -> the identity grade; a flat
-(zero-range) side -> levels are not changed; no chroma on a side -> saturation 1.
+``levels`` (an explicit reference ``patch`` or ``region``: the user says what the element should
+look like): black / white (1st / 99th percentile luminance), cast (per-channel mean over mean
+luminance) and chroma spread (mean distance of chroma from its mean over the black-to-white range)
+are matched by a short fixed-point iteration, then bounded by ``LEVELS_GAIN_BOUNDS``,
+``LEVELS_LIFT_MAX_FRACTION`` and ``LEVELS_SATURATION_BOUNDS``.
+
+When colour matching applies at all is decided by :func:`colour_default` (the match stage's
+``colour: auto``): off for emissive effects, white / near-white elements and tiny ones. Too few pixels
+(< 16 with alpha > 0.5, or on the plate side) -> the identity grade.
 """
 
 from __future__ import annotations
@@ -32,7 +47,8 @@ from scipy import ndimage
 from gvfx.errors import InputError
 from gvfx.match.flat import ACESCG_LUMA, finite_pixels, rgb_of
 
-__all__ = ["ColourMatch", "region_around", "measure_match", "apply_match"]
+__all__ = ["ColourMatch", "region_around", "measure_match", "apply_match", "colour_default", "EMISSIVE_EFFECTS",
+           "WHITE_EFFECTS", "TINY_COVERAGE"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +58,33 @@ MIN_PIXELS = 16
 MIN_REGION_PIXELS = 1024
 _ITERATIONS = 8
 _SAT_RANGE = (0.05, 20.0)
+
+# --- bounds of the ``light`` mode (the default) ---
+#: per-channel white balance (the plate's light colour, unit luminance): at most +-25% a channel
+WB_BOUNDS = (0.8, 1.25)
+#: exposure gain: at most one stop either way
+EXPOSURE_BOUNDS = (0.5, 2.0)
+#: |lift| at most this fraction of the plate's white level
+LIFT_MAX_FRACTION = 0.02
+#: saturation: at most 10% either way
+SATURATION_BOUNDS = (0.9, 1.1)
+# --- bounds of the ``levels`` mode (an explicit reference patch or region) ---
+LEVELS_GAIN_BOUNDS = (0.25, 4.0)
+LEVELS_LIFT_MAX_FRACTION = 0.1
+LEVELS_SATURATION_BOUNDS = (0.4, 2.5)
+
+# --- when ``colour: auto`` leaves colour alone ---
+#: effects that emit light: their colour is their temperature, not the plate's light
+EMISSIVE_EFFECTS = frozenset({"fire", "explosion", "sparks"})
+#: effects whose colour is white by nature (ice, water catching the light)
+WHITE_EFFECTS = frozenset({"snow", "rain"})
+#: coverage (sum of alpha over the frame's area) below which an element is too small to measure
+TINY_COVERAGE = 0.002
+#: an element whose median unpremultiplied luminance exceeds this emits light (no lit surface does)
+EMISSIVE_LUMINANCE = 1.5
+#: white / near-white: median unpremultiplied luminance at least this, colourfulness at most the next
+WHITE_LUMINANCE = 0.5
+WHITE_COLOURFULNESS = 0.08
 
 
 def _vec(v: Any) -> tuple[float, float, float]:
@@ -68,12 +111,16 @@ class ColourMatch:
     element_black: tuple[float, float, float] = (0.0, 0.0, 0.0)
     element_white: tuple[float, float, float] = (0.0, 0.0, 0.0)
     element_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    mode: str = "light"
+    #: the parameters the bounds clamped, e.g. ("exposure", "wb.b")
+    clamped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("gain", "lift", "plate_black", "plate_white", "plate_mean", "element_black",
                      "element_white", "element_mean"):
             object.__setattr__(self, name, _vec(getattr(self, name)))
         object.__setattr__(self, "saturation", float(self.saturation))
+        object.__setattr__(self, "clamped", tuple(str(c) for c in self.clamped))
 
     @property
     def is_identity(self) -> bool:
@@ -167,23 +214,8 @@ def _plate_colours(plate_rgb: np.ndarray, region: np.ndarray | None,
     return p[sel].astype(np.float64)
 
 
-def measure_match(element_rgba: np.ndarray, plate_rgb: np.ndarray, *, region: np.ndarray | None = None,
-                  patch: tuple[int, int, int, int] | None = None) -> ColourMatch:
-    """Measure the grade that matches the element to the plate (see module doc).
-
-    ``element_rgba``: (H, W, 4) premultiplied ACEScg; ``plate_rgb``: (H, W, 3|4) ACEScg (NaN/Inf
-    ignored). The plate side is ``patch`` (x0, y0, x1, y1 px, reference-patch mode) when given, else
-    ``region`` (H, W) bool, else ``region_around`` the element's alpha.
-    """
-    el = np.asarray(element_rgba)
-    if region is None and patch is None:
-        region = region_around(np.asarray(el[..., 3], dtype=np.float32))
-    e = _element_colours(el)
-    p = _plate_colours(plate_rgb, region, patch)
-    if len(e) < MIN_PIXELS or len(p) < MIN_PIXELS:
-        log.warning("colour: too few pixels to match (element %d, plate %d); leaving colour alone",
-                    len(e), len(p))
-        return ColourMatch()
+def _measure_levels(e: np.ndarray, p: np.ndarray) -> ColourMatch:
+    """The ``levels`` mode (module doc) from element and plate colours, (N, 3) each."""
 
     def pct(c: np.ndarray, q: float) -> np.ndarray:
         return np.percentile(c, q, axis=0)
@@ -207,11 +239,119 @@ def measure_match(element_rgba: np.ndarray, plate_rgb: np.ndarray, *, region: np
     if not (np.all(np.isfinite(gain)) and np.all(np.isfinite(lift)) and np.isfinite(sat)):
         log.warning("colour: the match did not converge; leaving colour alone")
         gain, lift, sat = np.ones(3), np.zeros(3), 1.0
-    cm = ColourMatch(gain, lift, sat, pct(p, 1.0), pct(p, 99.0), p.mean(axis=0), pct(e, 1.0),
-                     pct(e, 99.0), e.mean(axis=0))
-    log.info("colour: gain %s lift %s saturation %.3f", np.round(gain, 4).tolist(),
-             np.round(lift, 4).tolist(), sat)
+    clamped: list[str] = []
+    gain = _bound(gain, LEVELS_GAIN_BOUNDS, "gain", clamped)
+    lmax = LEVELS_LIFT_MAX_FRACTION * max(target["white"], 1e-6)
+    lift = _bound(lift, (-lmax, lmax), "lift", clamped)
+    sat = float(_bound(np.array([sat]), LEVELS_SATURATION_BOUNDS, "saturation", clamped)[0])
+    return ColourMatch(gain, lift, sat, pct(p, 1.0), pct(p, 99.0), p.mean(axis=0), pct(e, 1.0),
+                       pct(e, 99.0), e.mean(axis=0), mode="levels", clamped=tuple(clamped))
+
+
+def _bound(v: np.ndarray, bounds: tuple[float, float], name: str, clamped: list[str]) -> np.ndarray:
+    """``v`` clipped to ``bounds``; the names of clipped entries (``name`` or ``name.r/g/b``) appended."""
+    v = np.asarray(v, dtype=np.float64)
+    out = np.clip(v, *bounds)
+    for i in np.flatnonzero(np.abs(out - v) > 1e-12):
+        clamped.append(name if v.size == 1 else f"{name}.{'rgb'[i]}")
+    return out
+
+
+def _colourfulness(c: np.ndarray) -> float:
+    """Median ``|c - Y| / Y`` of (N, 3) colours with Y > 0 (0 when none)."""
+    y = c @ ACESCG_LUMA.astype(np.float64)
+    ok = y > 1e-6
+    if not ok.any():
+        return 0.0
+    return float(np.median(np.linalg.norm(c[ok] - y[ok, None], axis=1) / y[ok]))
+
+
+def _measure_light(e: np.ndarray, p: np.ndarray) -> ColourMatch:
+    """The ``light`` mode (module doc) from element colours and the whole plate's, (N, 3) each."""
+    luma = ACESCG_LUMA.astype(np.float64)
+    yp, ye = p @ luma, e @ luma
+    p_black, p_lo, p_hi, p_white = np.percentile(yp, [1.0, 5.0, 95.0, 99.0])
+    e_black, e_white = np.percentile(ye, [1.0, 99.0])
+    mid = p[(yp >= p_lo) & (yp <= p_hi)]
+    mid = mid if len(mid) >= MIN_PIXELS else p
+    cast = mid.mean(axis=0) / max(float(mid.mean(axis=0) @ luma), 1e-9)
+    clamped: list[str] = []
+    wb = _bound(cast, WB_BOUNDS, "wb", clamped)
+    wb = wb / max(float(wb @ luma), 1e-9)  # unit luminance: the light's colour, not its level
+    p_median = float(np.median(yp))
+    if e_white > p_white > 1e-6:  # brighter than anything in the plate: darken
+        ratio = p_white / e_white
+    elif 1e-6 < e_white < p_median:  # darker than the plate's middle everywhere: brighten
+        ratio = p_median / e_white
+    else:  # within the plate's range: its level is its own (a dark object, a bright one)
+        ratio = 1.0
+    exposure = float(_bound(np.array([np.sqrt(ratio)]), EXPOSURE_BOUNDS, "exposure", clamped)[0])
+    log.debug("colour: plate black %.4f median %.4f white %.4f; element black %.4f white %.4f", p_black,
+              p_median, p_white, e_black, e_white)
+    gain = exposure * wb
+    lmax = LIFT_MAX_FRACTION * max(float(p_white), 1e-6)
+    lift_y = float(_bound(np.array([max(float(p_black), 0.0) - exposure * float(e_black)]),
+                          (-min(lmax, exposure * max(float(e_black), 0.0)), lmax), "lift", clamped)[0])
+    lift = lift_y * wb
+    cp, ce = _colourfulness(p), _colourfulness(e)
+    sat_raw = np.sqrt(cp / ce) if cp > 1e-6 and ce > 1e-6 else 1.0
+    sat = float(_bound(np.array([sat_raw]), SATURATION_BOUNDS, "saturation", clamped)[0])
+
+    def pct(c: np.ndarray, q: float) -> np.ndarray:
+        return np.percentile(c, q, axis=0)
+
+    return ColourMatch(gain, lift, sat, pct(p, 1.0), pct(p, 99.0), p.mean(axis=0), pct(e, 1.0),
+                       pct(e, 99.0), e.mean(axis=0), mode="light", clamped=tuple(clamped))
+
+
+def measure_match(element_rgba: np.ndarray, plate_rgb: np.ndarray, *, region: np.ndarray | None = None,
+                  patch: tuple[int, int, int, int] | None = None) -> ColourMatch:
+    """Measure the bounded grade that matches the element to the plate (see module doc).
+
+    ``element_rgba``: (H, W, 4) premultiplied ACEScg; ``plate_rgb``: (H, W, 3|4) ACEScg (NaN/Inf
+    ignored). ``patch`` (x0, y0, x1, y1 px) or ``region`` (H, W) bool: the ``levels`` mode against
+    that reference; neither: the ``light`` mode against the whole frame.
+    """
+    e = _element_colours(np.asarray(element_rgba))
+    p = _plate_colours(plate_rgb, region, patch)
+    if len(e) < MIN_PIXELS or len(p) < MIN_PIXELS:
+        log.warning("colour: too few pixels to match (element %d, plate %d); leaving colour alone",
+                    len(e), len(p))
+        return ColourMatch()
+    cm = _measure_levels(e, p) if (patch is not None or region is not None) else _measure_light(e, p)
+    log.info("colour (%s): gain %s lift %s saturation %.3f%s", cm.mode, np.round(cm.gain, 4).tolist(),
+             np.round(cm.lift, 4).tolist(), cm.saturation,
+             f" (clamped to the bounds: {', '.join(cm.clamped)})" if cm.clamped else "")
     return cm
+
+
+def colour_default(element_rgba: np.ndarray, effect: str | None = None) -> tuple[bool, str]:
+    """Whether ``colour: auto`` matches this element, and why: ``(on, reason)``.
+
+    Off for an emissive effect (``EMISSIVE_EFFECTS``) or element (median unpremultiplied luminance
+    above ``EMISSIVE_LUMINANCE``), a white one (``WHITE_EFFECTS``, or median luminance at least
+    ``WHITE_LUMINANCE`` with colourfulness at most ``WHITE_COLOURFULNESS``) and a tiny one (coverage,
+    the sum of alpha over the frame's area, under ``TINY_COVERAGE``).
+    """
+    if effect in EMISSIVE_EFFECTS:
+        return False, f"{effect} emits light: its colour is its own"
+    if effect in WHITE_EFFECTS:
+        return False, f"{effect} is white by nature"
+    el = np.asarray(element_rgba, dtype=np.float32)
+    if el.ndim != 3 or el.shape[2] != 4:
+        raise InputError(f"element must be (H, W, 4) premultiplied RGBA, got {el.shape}")
+    a = np.clip(np.nan_to_num(el[..., 3], nan=0.0), 0.0, 1.0)
+    coverage = float(a.sum()) / max(a.size, 1)
+    if coverage < TINY_COVERAGE:
+        return False, f"the element covers {coverage:.2%} of the frame (< {TINY_COVERAGE:.1%}): too small to measure"
+    sel = (a > 0.05) & finite_pixels(el[..., :3])
+    c = el[..., :3][sel].astype(np.float64) / a[sel][:, None]
+    y = float(np.median(c @ ACESCG_LUMA.astype(np.float64))) if len(c) else 0.0
+    if y > EMISSIVE_LUMINANCE:
+        return False, f"the element's median luminance {y:.2f} > {EMISSIVE_LUMINANCE}: it emits light"
+    if y >= WHITE_LUMINANCE and _colourfulness(c) <= WHITE_COLOURFULNESS:
+        return False, "the element is white / near-white"
+    return True, "matched to the plate's light"
 
 
 def apply_match(element_rgba: np.ndarray, cm: ColourMatch, *, strength: float = 1.0) -> np.ndarray:

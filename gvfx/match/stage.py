@@ -14,7 +14,7 @@ each pixel, so the comp is rebuilt with plain merges in any order (:func:`rebuil
 
     vis_i   = 1 - holdout_i
     el_i    = (rgba_i + [lightwrap_i, 0] + [grain_i, 0]) * vis_i        (premultiplied, alpha included)
-    plate'  = plate.rgb * prod_i (1 - shadow_i)                          (alpha untouched)
+    plate'  = plate.rgb * prod_i (1 - shadow_i) + sum_i platelight_i     (alpha untouched)
     fg      = sum_i el_i
     comp    = fg + plate' * (1 - fg.a)                                   ("over")
 
@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from gvfx.camera import CameraTrack
+from gvfx.comp import lit_background
 from gvfx.element import ElementFrame, Param
 from gvfx.errors import InputError
 from gvfx.match import holdout as _holdout
@@ -45,6 +46,9 @@ from gvfx.match import shadow as _shadow
 
 log = logging.getLogger(__name__)
 
+#: effects whose elements cast no shadow by default (``shadows: auto``)
+NO_SHADOW_EFFECTS = frozenset({"rain", "snow"})
+
 __all__ = ["MATCH_PARAMS", "MatchSettings", "PlateSample", "MatchEstimates", "MatchedFrame", "estimate",
            "match_frame", "occlude", "rebuild_comp", "layer_dict", "write_matched", "grain_seed"]
 
@@ -53,6 +57,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
     Param("holdout_mode", str, "max", "combine the depth holdout with the engine's", choices=_holdout.HOLDOUT_MODES),
     Param("holdout_softness", float, 0.02, "depth ramp of the holdout, fraction of the element's depth", min=0.0),
     Param("holdout_samples", int, 4, "sub-samples per axis on depth edges (anti-aliasing)", min=1, max=16),
+    Param("shadows", str, "auto", "cast and contact shadows: auto = on except for rain and snow (drops and flakes "
+          "cast none you could see); on; off", choices=("auto", "on", "off")),
     Param("shadow_strength", float, 0.6, "density of the cast shadow under an opaque element (0 = off)", 0.0, 1.0),
     Param("shadow_softness", float, 0.05, "blur of the cast shadow, fraction of the element's size", min=0.0),
     Param("contact_strength", float, 0.8, "darkening where the element touches the surface (0 = off)", 0.0, 1.0),
@@ -61,6 +67,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
           "param, else estimated from the plate)"),
     Param("grain", bool, True, "add the plate's grain to the element"),
     Param("grain_profile", dict, None, "grain profile to use instead of measuring (as printed by gvfx match)"),
+    Param("colour", str, "auto", "colour match: auto = on except for emissive (fire, explosion, sparks), white "
+          "(snow, rain) and tiny elements (docs/match.md); on; off", choices=("auto", "on", "off")),
     Param("colour_strength", float, 1.0, "strength of the colour match (0 = off; use 0 for light sources)", 0.0, 1.0),
     Param("colour_match", dict, None, "colour match to use instead of measuring (as printed)"),
     Param("defocus", bool, True, "defocus the element like the plate"),
@@ -77,6 +85,8 @@ MATCH_PARAMS: tuple[Param, ...] = (
     Param("stmap", str, None, "re-distort ST-map EXR (Nuke STMap convention: R, G = source u, v from bottom-left)"),
     Param("k1", float, 0.0, "radial distortion k1 (normalised by half the display diagonal)"),
     Param("k2", float, 0.0, "radial distortion k2"),
+    Param("plate_light", float, 1.0, "strength of an emissive element's light on the plate around it "
+          "(the platelight layer; 0 = off)", 0.0, 10.0),
 )
 
 
@@ -88,6 +98,7 @@ class MatchSettings:
     holdout_mode: str = "max"
     holdout_softness: float = 0.02
     holdout_samples: int = 4
+    shadows: str = "auto"
     shadow_strength: float = 0.6
     shadow_softness: float = 0.05
     contact_strength: float = 0.8
@@ -95,6 +106,7 @@ class MatchSettings:
     light_dir: tuple[float, float, float] | None = None
     grain: bool = True
     grain_profile: dict | None = None
+    colour: str = "auto"
     colour_strength: float = 1.0
     colour_match: dict | None = None
     defocus: bool = True
@@ -110,6 +122,7 @@ class MatchSettings:
     stmap: str | None = None
     k1: float = 0.0
     k2: float = 0.0
+    plate_light: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "match", base: "MatchSettings | None" = None) -> "MatchSettings":
@@ -162,7 +175,9 @@ class MatchEstimates:
     defocus_radius_px: float = 0.0  # uniform 2D defocus when there is no depth
     haze: Any = None  # Haze | None
     light_dir: tuple[float, float, float] | None = None
-    sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "off"
+    shadows: bool = True
+    sources: dict = field(default_factory=dict)  # name -> "estimated" | "given" | "element" | "default" | "off"
+    notes: dict = field(default_factory=dict)  # name -> why (a default applied, a step left off)
 
     def to_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -184,18 +199,40 @@ class MatchEstimates:
         return {f"gvfx:match:{k}": json.dumps(v, sort_keys=True) for k, v in self.to_dict().items()}
 
 
+#: a measured colour gain outside this range (per channel) is refused: it comes from a broken plate
+#: (NaN/Inf stand-ins, a black frame), never from a real grade (±5 stops)
+COLOUR_GAIN_RANGE = (1.0 / 32.0, 32.0)
+#: largest measured lift (scene-linear offset) accepted
+COLOUR_LIFT_MAX = 4.0
+
+
+def colour_out_of_range(cm: Any) -> str | None:
+    """Why a measured ColourMatch is not a sane grade (non-finite, gain or lift out of range), or None."""
+    gain, lift, sat = np.asarray(cm.gain, float), np.asarray(cm.lift, float), float(cm.saturation)
+    if not (np.isfinite(gain).all() and np.isfinite(lift).all() and np.isfinite(sat)):
+        return "non-finite gain, lift or saturation"
+    lo, hi = COLOUR_GAIN_RANGE
+    if gain.min() < lo or gain.max() > hi:
+        return f"gain {', '.join(f'{g:.4g}' for g in gain)} outside {lo:.4g}..{hi:g}"
+    if np.abs(lift).max() > COLOUR_LIFT_MAX:
+        return f"lift {', '.join(f'{x:.4g}' for x in lift)} beyond ±{COLOUR_LIFT_MAX:g}"
+    return None
+
+
 def _finite_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(rgb, np.float32)[..., :3], nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.ndarray | None = None,
              element_plate_rgb: np.ndarray | None = None, light_hint: Sequence[float] | None = None,
-             cache: dict | None = None) -> MatchEstimates:
+             cache: dict | None = None, effect: str | None = None) -> MatchEstimates:
     """Per-shot estimates from one plate frame (and the element's first visible frame for colour),
     each replaced by the settings' value when given. ``cache`` (a dict) shares plate measurements
-    between the elements of a shot."""
+    between the elements of a shot; ``effect`` (the element's effect name) lets ``colour: auto`` know
+    light sources and white effects by name."""
     cache = {} if cache is None else cache
     src: dict[str, str] = {}
+    notes: dict[str, str] = {}
     rgb = plate.rgb
 
     def measured(key: str, make: Any) -> Any:
@@ -214,13 +251,24 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
 
     colour = None
     colour_mod = _opt("colour")
-    if settings.colour_strength <= 0 or colour_mod is None:
+    visible = element_rgba is not None and float(np.asarray(element_rgba)[..., 3].max(initial=0)) > 0
+    if settings.colour_strength <= 0 or settings.colour == "off" or colour_mod is None:
         src["colour"] = "off"
     elif settings.colour_match is not None:
         colour, src["colour"] = colour_mod.ColourMatch.from_dict(settings.colour_match), "given"
-    elif element_rgba is not None and float(np.asarray(element_rgba)[..., 3].max(initial=0)) > 0:
-        prgb = rgb if element_plate_rgb is None else element_plate_rgb
-        colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+    elif visible:
+        on, why = (True, "colour: on") if settings.colour == "on" else colour_mod.colour_default(element_rgba, effect)
+        if on:
+            # the plate frame the element was measured on, whole frame: its overall levels and light
+            prgb = rgb if element_plate_rgb is None else element_plate_rgb
+            colour, src["colour"] = colour_mod.measure_match(element_rgba, prgb), "estimated"
+            reason = colour_out_of_range(colour)
+            if reason:
+                log.warning("colour: the measured grade is refused (%s); leaving colour alone", reason)
+                colour, src["colour"] = None, f"refused: {reason}"
+        else:
+            src["colour"], notes["colour"] = "off", f"off by default: {why} (match.colour: on forces it)"
+            log.info("colour: %s", notes["colour"])
     else:
         src["colour"] = "off"
 
@@ -255,14 +303,19 @@ def estimate(settings: MatchSettings, plate: PlateSample, *, element_rgba: np.nd
         light, src["light_dir"] = np.asarray(light_hint, float), "element"
     else:
         cam = plate.track.camera_at(plate.frame)
-        light = measured("light", lambda: _shadow.estimate_light_dir(rgb, plate.z, cam,
-                                                                       plate.track.transform(plate.frame)))
-        src["light_dir"] = "estimated"
+        le = measured("light", lambda: _shadow.estimate_light(rgb, plate.z, cam, plate.track.transform(plate.frame)))
+        light = np.asarray(le.direction, float)
+        src["light_dir"] = "estimated" if le.source != "default" else "default"
+        notes["light_dir"] = f"{le.source}, confidence {le.confidence:.2f} ({le.note})"
     light = light / max(float(np.linalg.norm(light)), 1e-12)
+    shadows = settings.shadows == "on" or (settings.shadows == "auto" and effect not in NO_SHADOW_EFFECTS)
+    if settings.shadows == "auto" and not shadows:
+        notes["shadows"] = f"off by default: {effect} casts no visible shadow (match.shadows: on forces it)"
     return MatchEstimates(grain=grain, colour=colour, focus_m=None if focus_m is None else float(focus_m),
                           fstop=None if fstop is None else float(fstop), focus_estimated=est,
                           defocus_radius_px=radius2d, haze=haze,
-                          light_dir=tuple(round(float(x), 6) for x in light), sources=src)
+                          light_dir=tuple(round(float(x), 6) for x in light), shadows=bool(shadows),
+                          sources=src, notes=notes)
 
 
 @dataclass
@@ -401,8 +454,16 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     hold = _holdout.combine_holdouts(dh, engine_hold, settings.holdout_mode if pz is not None else "engine")
     hold = np.where(rgba[..., 3] > 0, hold, 0.0).astype(np.float32)
 
-    if pz is not None and track is not None and estimates.light_dir is not None:
-        shadow = _shadow.shadow_matte(rgba[..., 3] * (1 - hold), z, pz, track.camera_at(frame),
+    if "shadow" in ef.extra:  # an engine that knows its element's true shape casts its own shadow (3D insert)
+        cast = np.clip(np.nan_to_num(np.asarray(ef.extra["shadow"], np.float32)), 0.0, 1.0)
+        touch = np.clip(np.nan_to_num(np.asarray(ef.extra.get("contact", 0.0), np.float32)), 0.0, 1.0)
+        shadow = 1.0 - (1.0 - settings.shadow_strength * cast) * (1.0 - settings.contact_strength * touch)
+        shadow = np.broadcast_to(shadow, (h, w)).astype(np.float32)
+    elif pz is not None and track is not None and estimates.light_dir is not None and estimates.shadows:
+        # emissive volumes give the alpha they absorb light with: no shadow where they glow
+        occ = ef.extra.get("shadow_alpha")
+        occ = rgba[..., 3] if occ is None else np.minimum(np.asarray(occ, np.float32), rgba[..., 3])
+        shadow = _shadow.shadow_matte(occ * (1 - hold), z, pz, track.camera_at(frame),
                                       track.transform(frame), np.asarray(estimates.light_dir),
                                       strength=settings.shadow_strength, softness=settings.shadow_softness,
                                       contact_strength=settings.contact_strength,
@@ -410,7 +471,8 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
     else:
         shadow = np.zeros((h, w), np.float32)
 
-    extra = {k: v for k, v in ef.extra.items() if k != "motion"}
+    extra = {k: v for k, v in ef.extra.items() if k not in ("motion", "shadow_alpha", "shadow", "contact")}
+    extra.update(_emitted_layers(ef, rgba, pz, track, frame, prgb, settings))  # emission, platelight
     lay = _lens.redistort_layers({"rgba": rgba, "z": z, "holdout": hold, "shadow": shadow, "motion": mv, **extra},
                                  distort_src_px)
     rgba, z, hold, shadow, mv = lay["rgba"], lay["z"], lay["holdout"], lay["shadow"], lay["motion"]
@@ -430,6 +492,29 @@ def match_frame(ef: ElementFrame, *, frame: int, plate_rgb: np.ndarray, plate_z:
                         shadow=shadow.astype(np.float32), lightwrap=np.asarray(lw, np.float32),
                         grain=np.asarray(grain, np.float32), motion=mv.astype(np.float32), margin=margin,
                         extra={k: lay[k] for k in extra})
+
+
+# ---- emitted light (gvfx.match.emitted_light): the emission layer and the light on the plate ----
+def _emitted_layers(ef: ElementFrame, rgba: np.ndarray, pz: np.ndarray | None, track: CameraTrack | None,
+                    frame: int, prgb: np.ndarray, settings: MatchSettings) -> dict[str, np.ndarray]:
+    """``emission`` (the matched rgb times the share of the engine's rgb it emits) and ``platelight``
+    (its light on the plate, when there is depth and ``plate_light`` > 0) of an emissive element."""
+    if ef.emission is None:
+        return {}
+    em = np.nan_to_num(np.asarray(ef.emission, np.float32)[..., :3], nan=0.0, posinf=0.0, neginf=0.0)
+    total = float(np.nan_to_num(np.asarray(ef.rgba, np.float32)[..., :3]).sum())
+    share = float(np.clip(em.sum() / total, 0.0, 1.0)) if total > 0 else 0.0
+    out = {"emission": (rgba[..., :3] * share).astype(np.float32)}
+    if pz is not None and track is not None and settings.plate_light > 0:
+        from gvfx.match import emitted_light as _el
+
+        cam, c2w = track.camera_at(frame), track.transform(frame)
+        if ef.lights is not None:
+            pos, inten = ef.lights.positions, ef.lights.intensity
+        else:
+            pos, inten = _el.sample_lights(em, ef.z, cam, c2w)
+        out["platelight"] = _el.plate_light(pos, inten, prgb, pz, cam, c2w, strength=settings.plate_light)
+    return out
 
 
 def occlude(frames: Sequence[MatchedFrame]) -> None:
@@ -462,7 +547,10 @@ def occlude(frames: Sequence[MatchedFrame]) -> None:
 
 def layer_dict(mf: MatchedFrame) -> dict[str, np.ndarray]:
     """The display-window layers :func:`rebuild_comp` needs."""
-    return {k: mf.display(k) for k in ("rgba", "holdout", "shadow", "lightwrap", "grain")}
+    out = {k: mf.display(k) for k in ("rgba", "holdout", "shadow", "lightwrap", "grain")}
+    if "platelight" in mf.extra:
+        out["platelight"] = _lens.crop(mf.extra["platelight"], mf.margin)
+    return out
 
 
 def as_stored(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -481,6 +569,7 @@ def rebuild_comp(plate_rgba: np.ndarray, layers: Sequence[dict[str, np.ndarray]]
     h, w = plate.shape[:2]
     fg = np.zeros((h, w, 4), np.float32)
     keep = np.ones((h, w), np.float32)
+    light = np.zeros((h, w, 3), np.float32)
     for el in layers:
         rgba = np.asarray(el["rgba"], np.float32)
         if rgba.shape[:2] != (h, w):
@@ -493,8 +582,9 @@ def rebuild_comp(plate_rgba: np.ndarray, layers: Sequence[dict[str, np.ndarray]]
         fg += e
         if el.get("shadow") is not None:
             keep *= 1.0 - np.asarray(el["shadow"], np.float32)
-    bg = plate.copy()
-    bg[..., :3] *= keep[..., None]
+        if el.get("platelight") is not None:
+            light += np.asarray(el["platelight"], np.float32)[..., :3]
+    bg = lit_background(plate, keep, light)
     return fg + bg * (1.0 - fg[..., 3:4])
 
 

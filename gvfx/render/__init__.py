@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,11 +32,11 @@ import numpy as np
 import gvfx
 from gvfx.engines import get_engine
 from gvfx.engines.base import ElementFrame, ElementSpec
-from gvfx.errors import CancelledError, GvfxError, InputError
+from gvfx.errors import CancelledError, GvfxError, InputError, output_error
 from gvfx.job import Job
 from gvfx.plate import Plate, open_plate
 from gvfx.render.shot_state import ShotStateTracker
-from gvfx.versions import find_resumable, next_version, now_iso, write_version_info
+from gvfx.versions import find_resumable, new_version, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def _open_version(root: Path, spec_hash: str, resume: bool, info: dict) -> tuple
         found = find_resumable(root, spec_hash)
         if found is not None:
             return found, True
-    vdir = next_version(root)
-    write_version_info(vdir, {**info, "spec_hash": spec_hash, "status": "rendering", "created": now_iso()})
+    vdir = new_version(root, {**info, "spec_hash": spec_hash, "status": "rendering", "created": now_iso()})
     return vdir, False
 
 
@@ -123,7 +122,7 @@ def _read_matched_layers(path: Path) -> dict[str, np.ndarray]:
 
     img = read_exr(path)
     out: dict[str, np.ndarray] = {"rgba": img.rgba()}
-    for name in ("holdout", "shadow", "lightwrap", "grain"):
+    for name in ("holdout", "shadow", "lightwrap", "grain", "platelight"):
         if any(c.startswith(name + ".") for c in img.channels):
             lay = img.layer(name)
             out[name] = lay[..., 0] if name in ("holdout", "shadow") else lay[..., :3]
@@ -186,13 +185,32 @@ def _match_estimates(plate: Plate, frames: list[int], em: _ElementMatch, engine,
         except GvfxError as exc:
             log.warning("match: no plate depth (%s): depth-based matching is off", exc)
             z = None
-        shared["sample"] = PlateSample(mid, plate.rgba(mid)[..., :3], z, plate.camera)
+        shared["sample"] = PlateSample(mid, plate.measurable_rgb(mid), z, plate.camera)
     first = None
     if em.settings.colour_strength > 0 and em.settings.colour_match is None:
         first = _first_visible(engine, em, cache_dir, frames)
     return estimate(em.settings, shared["sample"], element_rgba=None if first is None else first[1],
-                    element_plate_rgb=None if first is None else plate.rgba(first[0])[..., :3],
-                    light_hint=em.spec.params.get("light_dir"), cache=shared)
+                    element_plate_rgb=None if first is None else plate.measurable_rgb(first[0]),
+                    light_hint=em.spec.params.get("light_dir"), cache=shared, effect=em.spec.effect)
+
+
+def _with_light(spec: ElementSpec, estimates, engine, plate_rgb: np.ndarray | None = None) -> ElementSpec:
+    """The spec with the shot's light for effects that take it and were not given it (params whose
+    default is None: the 3D insert, shaded and casting its shadow from the light the match stage uses):
+    ``light_dir`` from the match estimates, ``plate_mean_rgb`` the middle frame's mean colour."""
+    info = engine.effects().get(spec.effect) if hasattr(engine, "effects") else None
+    if info is None:
+        return spec
+    takes = {p.name for p in info.params if p.default is None}
+    add = {}
+    if "light_dir" in takes and spec.params.get("light_dir") is None and getattr(estimates, "light_dir", None):
+        add["light_dir"] = tuple(estimates.light_dir)
+    if "plate_mean_rgb" in takes and spec.params.get("plate_mean_rgb") is None and plate_rgb is not None:
+        px = np.asarray(plate_rgb, np.float64)[::4, ::4].reshape(-1, 3)
+        px = px[np.isfinite(px).all(axis=1)]
+        if len(px):
+            add["plate_mean_rgb"] = tuple(round(float(x), 6) for x in px.mean(axis=0))
+    return replace(spec, params={**spec.params, **add}) if add else spec
 
 
 SHOT_LOCK_NAME = ".gvfx.lock"
@@ -217,7 +235,13 @@ def render_job(job: Job, *, frames: tuple[int, int] | None = None, resume: bool 
     ``wait_lock``: seconds to wait for the shot lock held by another render (0 = refuse at once,
     None = wait forever); ``resume`` renders share the lock, so chunks never wait for each other.
     """
-    job.output.mkdir(parents=True, exist_ok=True)
+    from gvfx.job import check_write_paths
+
+    check_write_paths(job)
+    try:
+        job.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, "the output folder", job.output) from None
     with shot_lock(job, resume=resume, wait_s=wait_lock):
         return _render_job(job, frames=frames, resume=resume, progress=progress, cancel=cancel,
                            write_timeline_file=write_timeline_file, sim_only=sim_only)
@@ -275,9 +299,45 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
     for i, spec in enumerate(job.elements):
         em = ems[spec.name]
         em.estimates = _match_estimates(plate, all_frames, em, engines[spec.name], caches[spec.name], shared)
+        em.spec = _with_light(em.spec, em.estimates, engines[spec.name], shared["sample"].rgb)
         prog("match estimates", i + 1, len(job.elements))
 
-    # 2. versions
+    # 2. versions (a disk error while opening them, or marking them, removes the ones this render made)
+    created: list[Path] = []
+    try:
+        results, comp_out, track = _open_outputs(job, plate, out, all_frames, todo, hashes, caches, ems, engines,
+                                                 resume, sim_only, write_timeline_file, created)
+    except BaseException:
+        _remove_new_versions(created)
+        raise
+    if sim_only:
+        todo = []
+    try:
+        _render_frames(job, plate, todo, resume, results, comp_out, ems, engines, caches, prog, cancel)
+    except CancelledError:
+        track.end(cancelled=True)
+        raise
+    except BaseException as exc:
+        track.end(error=f"{type(exc).__name__}: {exc}")
+        raise
+    timeline = track.end()
+    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
+
+
+def _remove_new_versions(created: list[Path]) -> None:
+    """Undo the versions a failed start made: their ``version.json`` and folder (no frame is in them yet)."""
+    for vdir in created:
+        try:
+            (vdir / "version.json").unlink(missing_ok=True)
+            vdir.rmdir()
+        except OSError as exc:
+            log.warning("could not remove the unfinished version %s: %s", vdir, exc)
+
+
+def _open_outputs(job: Job, plate: Plate, out: Path, all_frames: list[int], todo: list[int], hashes: dict,
+                  caches: dict, ems: dict, engines: dict, resume: bool, sim_only: bool, write_timeline_file: bool,
+                  created: list[Path]) -> tuple[dict, "SequenceOutput | None", ShotStateTracker]:
+    """Open (or resume) every element's and the comp's version and mark them ``rendering``."""
     results: dict[str, SequenceOutput] = {}
     for spec in job.elements:
         h = hashes[spec.name]
@@ -289,6 +349,8 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
                                        "kind": "element", **_model_fields(spec)})
         if resumed:
             log.info("resuming %s in %s", spec.name, vdir)
+        else:
+            created.append(vdir)
         meta = {**_element_metadata(spec, h, job.plate.colorspace), **ems[spec.name].estimates.metadata(),
                 "gvfx:match:settings": json.dumps(ems[spec.name].settings.to_dict(), sort_keys=True, default=str)}
         if hasattr(engines[spec.name], "metadata"):  # e.g. the diffusion engine: model, hashes, prompt, licences
@@ -297,27 +359,19 @@ def _render_job(job: Job, *, frames: tuple[int, int] | None, resume: bool, progr
     comp_out = None
     if job.comp:
         comp_hash = hashlib.sha256("".join(hashes[s.name] for s in job.elements).encode()).hexdigest()[:16]
-        vdir, _ = _open_version(out / "comp", comp_hash, resume,
-                                {"elements": [s.name for s in job.elements], "frames": [all_frames[0], all_frames[-1]],
-                                 "job": str(job.source) if job.source else None, "kind": "comp"})
+        vdir, resumed = _open_version(out / "comp", comp_hash, resume,
+                                      {"elements": [s.name for s in job.elements],
+                                       "frames": [all_frames[0], all_frames[-1]],
+                                       "job": str(job.source) if job.source else None, "kind": "comp"})
+        if not resumed:
+            created.append(vdir)
         comp_out = SequenceOutput("comp", vdir, str(vdir / "comp.####.exr"), todo, comp_hash,
                                   {"kind": "comp", "spec_hash": comp_hash, "version": gvfx.__version__})
 
-    if sim_only:
-        todo = []
     outputs = list(results.values()) + ([comp_out] if comp_out else [])
     track = ShotStateTracker(job, plate, outputs, all_frames, write_timeline_file)
     track.start(clean_tmp=resume)
-    try:
-        _render_frames(job, plate, todo, resume, results, comp_out, ems, engines, caches, prog, cancel)
-    except CancelledError:
-        track.end(cancelled=True)
-        raise
-    except BaseException as exc:
-        track.end(error=f"{type(exc).__name__}: {exc}")
-        raise
-    timeline = track.end()
-    return RenderResult(plate, results, comp_out, timeline, {n: em.estimates for n, em in ems.items()})
+    return results, comp_out, track
 
 
 def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, results: dict[str, SequenceOutput],
@@ -347,14 +401,14 @@ def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, result
                 if need_comp:
                     layers = [_read_matched_layers(paths[s.name]) for s in job.elements]
             else:
-                plate_rgba = plate.rgba(f)
+                plate_rgba = plate.measurable_rgb(f)  # NaN where the file held NaN/Inf: left out of the match
                 plate_z = plate.depth(f)
                 padded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
                 mfs = []
                 for spec in job.elements:
                     em = ems[spec.name]
                     if em.margin not in padded:
-                        padded[em.margin] = (pad_edge(plate_rgba[..., :3], em.margin), pad_edge(plate_z, em.margin))
+                        padded[em.margin] = (pad_edge(plate_rgba, em.margin), pad_edge(plate_z, em.margin))
                     prgb, pz = padded[em.margin]
                     ef = engines[spec.name].render_frame(em.spec, em.ctx, f, caches[spec.name])
                     mfs.append(match_frame(ef, frame=f, plate_rgb=prgb, plate_z=pz, track=em.ctx.camera,
@@ -362,9 +416,14 @@ def _render_frames(job: Job, plate: Plate, todo: list[int], resume: bool, result
                                            seed=grain_seed(spec.seed, f), element_shutter_frames=spec.shutter_frames,
                                            margin=em.margin, distort_src_px=em.distort))
                 occlude(mfs)
+                bad = plate.nonfinite_px.get(f, 0)
+                if bad:
+                    log.warning("%s (frame %d): %d plate pixels are NaN/Inf: left out of the match", plate.path(f),
+                                f, bad)
                 for spec, mf in zip(job.elements, mfs):
+                    meta = {**results[spec.name].metadata, "plate_nonfinite_px": int(bad)}
                     pending.append(pool.submit(write_matched, paths[spec.name], mf, width=plate.width,
-                                               height=plate.height, metadata=results[spec.name].metadata,
+                                               height=plate.height, metadata=meta,
                                                colorspace=job.plate.colorspace, frame=f))
                 layers = [as_stored(layer_dict(mf)) for mf in mfs]
             if need_comp:

@@ -67,6 +67,10 @@ class ShotStateTracker:
                     renderers = others
                 info.update({"status": status, "renderers": renderers, "updated": now_iso(),
                              **_model_fields(res.metadata)})
+                bad = getattr(self.plate, "nonfinite_px", None)
+                if bad:  # the report of NaN/Inf plate pixels left out of the match, per frame read
+                    info["plate_nonfinite_px"] = {**(info.get("plate_nonfinite_px") or {}),
+                                                  **{str(k): int(v) for k, v in sorted(bad.items())}}
                 if error:
                     info["error"] = error
                 elif event == "end":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from PySide6 import QtCore, QtWidgets
+from gvfx.ui.qt import QtCore, QtWidgets
 
 from gvfx.ui import model
 from gvfx.ui.viewer import Viewer, worker_fetch

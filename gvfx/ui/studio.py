@@ -13,7 +13,7 @@ def worker_argv() -> list[str]:
 
 def make_window(shot_root: str | None = None, *, client=None):
     """The studio window (a QMainWindow holding a GvfxPanel); starts a worker unless ``client`` is given."""
-    from PySide6 import QtWidgets
+    from gvfx.ui.qt import QtWidgets
 
     from gvfx.client import WorkerClient
     from gvfx.ui.panel import ClientBackend, GvfxPanel, find_timelines
@@ -40,7 +40,7 @@ def make_window(shot_root: str | None = None, *, client=None):
 
 
 def run(shot_root: str | None = None, argv: Sequence[str] | None = None) -> int:
-    from PySide6 import QtWidgets
+    from gvfx.ui.qt import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(list(argv or sys.argv[:1]))
     win = make_window(shot_root)

@@ -1,12 +1,12 @@
 """The viewer: plate / element / comp with an A/B wipe, channel, exposure and a frame slider with
 playback. Pixels come from the worker's ``preview`` request (display-ready PNGs), so the viewer needs
-only PySide6 and works inside Nuke's Python too."""
+only Qt (gvfx.ui.qt: PySide6 or PySide2) and works inside Nuke's Python too."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from gvfx.ui.qt import QtCore, QtGui, QtWidgets
 
 from gvfx.ui.model import CHANNELS
 

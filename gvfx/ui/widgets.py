@@ -1,9 +1,9 @@
 """The job queue (per-job progress and cancel) and the version browser (versions of a shot's elements
-from the worker's ``versions`` answer). PySide6 and the standard library only."""
+from the worker's ``versions`` answer). Qt (gvfx.ui.qt) and the standard library only."""
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from gvfx.ui.qt import QtCore, QtWidgets
 
 from gvfx.ui import model
 

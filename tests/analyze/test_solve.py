@@ -97,7 +97,7 @@ def test_default_scale_puts_the_first_camera_at_1_6_m(moving_solve):
 
 
 def test_solve_is_deterministic(moving_plate, tmp_path):
-    """Same plate, same options: bit-identical poses and points (COLMAP runs on 2 threads)."""
+    """Same plate, same options: bit-identical poses and points (COLMAP, OpenMP and BLAS run in one thread)."""
     track, imgs = moving_plate
     frames = list(track.frames)[:8]
     runs = [solve_camera(frames, imgs.__getitem__, 480, 270, SolveOptions(proxy_width=480, camera_height_m=1.45),

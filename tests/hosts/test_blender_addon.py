@@ -149,9 +149,10 @@ def _assert_node_types(nodes: dict, major: int, roles: dict):
 ROLES = {"gvfx fire +lightwrap": "mix", "gvfx fire +grain": "mix", "gvfx fire shadow": "mix",
          "gvfx fire 1-holdout": "math", "gvfx fire 1-shadow": "math", "gvfx fire alpha": "CompositorNodeSetAlpha",
          "gvfx fire holdout": "CompositorNodeSetAlpha", "gvfx over": "CompositorNodeAlphaOver",
-         "gvfx viewer": "CompositorNodeViewer"}
+         "gvfx viewer": "CompositorNodeViewer", "gvfx fire +platelight": "mix"}
 ROLES2 = dict(ROLES, **{"gvfx sum 1": "mix", "gvfx sum alpha 1": "math", "gvfx sum 1 alpha": "CompositorNodeSetAlpha",
-                        "gvfx fire split": "CompositorNodeSeparateColor", "gvfx sparks shadow": "mix"})
+                        "gvfx fire split": "CompositorNodeSeparateColor", "gvfx sparks shadow": "mix",
+                        "gvfx sparks +platelight": "mix"})
 
 
 def test_generate_loads_versions_and_builds_the_comp_tree(generated):
@@ -185,7 +186,9 @@ def test_generate_loads_versions_and_builds_the_comp_tree(generated):
                    "gvfx plate:Image->gvfx fire shadow:A",
                    "gvfx fire element:shadow->gvfx fire 1-shadow:Value_001",
                    "gvfx fire 1-shadow:Value->gvfx fire shadow:B",
-                   "gvfx fire shadow:Result->gvfx over:Background",
+                   "gvfx fire shadow:Result->gvfx fire +platelight:A",
+                   "gvfx fire element:platelight->gvfx fire +platelight:B",
+                   "gvfx fire +platelight:Result->gvfx over:Background",
                    "gvfx fire holdout:Image->gvfx over:Foreground",
                    "gvfx over:Image->gvfx output:Image",
                    "gvfx over:Image->gvfx viewer:Image"), links, major)
@@ -199,7 +202,10 @@ def test_generate_loads_versions_and_builds_the_comp_tree(generated):
                    "gvfx sparks split:Alpha->gvfx sum alpha 1:Value_001",
                    "gvfx sum 1:Result->gvfx sum 1 alpha:Image", "gvfx sum alpha 1:Value->gvfx sum 1 alpha:Alpha",
                    "gvfx sum 1 alpha:Image->gvfx over:Foreground", "gvfx fire shadow:Result->gvfx sparks shadow:A",
-                   "gvfx sparks shadow:Result->gvfx over:Background", "gvfx over:Image->gvfx output:Image"),
+                   # the plate's light from both emitters, added after every shadow
+                   "gvfx sparks shadow:Result->gvfx fire +platelight:A",
+                   "gvfx fire +platelight:Result->gvfx sparks +platelight:A",
+                   "gvfx sparks +platelight:Result->gvfx over:Background", "gvfx over:Image->gvfx output:Image"),
                   links2, major)
     assert g["after_switch"]["gvfx fire element"].endswith("elements/fire/v001/fire.1001.exr")
     assert g["after_switch"]["gvfx sparks element"].endswith("elements/sparks/v001/sparks.1001.exr")
@@ -212,6 +218,15 @@ def _element_layers(path: Path) -> dict:
     buf = oiio.ImageBuf(str(path))
     px = buf.get_pixels(oiio.FLOAT, oiio.ROI(0, W, 0, H, 0, 1, 0, buf.nchannels))
     return {c: px[..., i] for i, c in enumerate(buf.spec().channelnames)}
+
+
+def _to_rec709(rgba: np.ndarray) -> np.ndarray:
+    """An ACEScg image as Blender's compositor sees it (Linear Rec.709), converted by OpenImageIO."""
+    import OpenImageIO as oiio
+
+    buf = oiio.ImageBuf(oiio.ImageSpec(rgba.shape[1], rgba.shape[0], 4, oiio.FLOAT))
+    buf.set_pixels(oiio.ROI(0, rgba.shape[1], 0, rgba.shape[0], 0, 1, 0, 4), np.ascontiguousarray(rgba, np.float32))
+    return oiio.ImageBufAlgo.colorconvert(buf, "ACEScg", "lin_rec709").get_pixels(oiio.FLOAT)
 
 
 @pytest.mark.parametrize("run,comp_version,elements", [
@@ -229,11 +244,17 @@ def test_rendered_comp_matches_gvfx_comp_and_plate(shot, generated, run, comp_ve
     assert np.allclose(render[..., :3], comp[..., :3], rtol=3e-3, atol=3e-3)
     layers = [_element_layers(out / "elements" / n / v / f"{n}.{frame}.exr") for n, v in elements]
     near = layers[0]["A"] * (1 - layers[0]["holdout.A"]) > 0.3
-    far = np.all([(lay["A"] == 0) & (lay["shadow.A"] < 1e-4) for lay in layers], axis=0)
+    far = np.all([(lay["A"] == 0) & (lay["R"] == 0) & (lay["G"] == 0) & (lay["B"] == 0) & (lay["shadow.A"] < 1e-4)
+                  for lay in layers], axis=0)  # no element pixel (a glow is light without alpha), no shadow
     assert near.sum() >= 10 and far.sum() > W * H // 3
-    diff = np.abs(render - plate)[..., :3]
+    # the plate with the emitters' light on it (the platelight layers, ACEScg like the plate file)
+    lit = _pixels(shot["work"] / "plate" / f"plate.{frame}.exr")
+    for lay in layers:
+        lit[..., :3] += np.stack([lay.get(f"platelight.{c}", 0 * lay["A"]) for c in "RGB"], -1)
+    lit = _to_rec709(lit)[..., :3]
+    diff = np.abs(render[..., :3] - lit)
     assert np.median(diff.max(-1)[near]) > 0.02     # the element is there
-    assert diff[far].max() < 5e-3                    # the plate is untouched far from it
+    assert diff[far].max() < 5e-3 * max(1.0, float(lit[far].max()))  # the lit plate is untouched far from it
 
 
 def test_switching_back_to_an_older_version_changes_the_comp(generated):
@@ -309,3 +330,26 @@ def test_legacy_zip_installs_as_an_addon(shot, blender):
     r = _run(shot, blender, "legacy_install.py", "legacy", timeout=60)
     assert r["install"] == ["FINISHED"] and r["operators"] is True and r["settings"] == "IMAGE"
     assert r["prefs"] == str(r["_work"])
+
+
+@pytest.fixture(scope="module")
+def file_open(shot, blender):
+    return _run(shot, blender, "file_open.py", "file_open")
+
+
+def test_operator_cancel_removes_its_timer_and_stops_the_job(file_open):
+    f = file_open
+    assert f["cancel_started"] and f["had_timer"], f["_log"]
+    assert f["cancel_timer_after"] and f["cancel_active_after"] and f["cancel_requested"]
+    assert f["cancel_running_after"] is False
+    assert f["cancel_ended"] and f["cancel_state"] == "cancelled", f["_log"]  # the worker confirmed it
+
+
+def test_file_open_mid_job_stops_it(file_open):
+    f = file_open
+    assert f["open_started"] and f["saved_running"] is True, f["_log"]
+    assert f["open_active_after"] and f["open_requested"]
+    assert f["open_running_after"] and not any(f["open_running_after"])  # no stale "running" from the file
+    assert f["open_ended"] and f["open_state"] == "cancelled", f["_log"]
+    assert f["handlers_kept"] == [True, True]  # persistent: still there for the next File > Open
+    assert f["handlers_after_disable"] == []

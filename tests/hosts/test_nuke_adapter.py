@@ -70,10 +70,10 @@ def make_sparks(s, name_seed=11):
     node = N.create_element()
     node.setInput(0, s["read"])
     node.setInput(2, s["cam"])
-    node["effect"].setValue("sparks")  # knobChanged shows the sparks knobs only
+    nuke.user_set(node["effect"], "sparks")  # the artist picks sparks: knobChanged shows its knobs only
     assert node[P.param_knob_name("sim", "sparks", "count")].visible
     assert not node[P.param_knob_name("sim", "fire", "buoyancy")].visible
-    node["placement"].setValue("point")
+    nuke.user_set(node["placement"], "point")
     assert node["point"].visible and not node["position"].visible
     node["point"].setValue([round(float(c), 4) for c in s["scene"].table_edge_point])
     node["size_m"].setValue(0.5)
@@ -120,9 +120,10 @@ def test_generate_renders_and_switches_the_read(script):
 
     # the Read inside the group shows the new version; the version knob lists it
     read = N.read_node(node)
-    assert read["file"].value() == str(root / "elements" / node.name() / "v001" / f"{node.name()}.####.exr")
+    # File_Knob.value() is the %04d form; fromUserText set the range (and the format) with the file
+    assert read["file"].value() == str(root / "elements" / node.name() / "v001" / f"{node.name()}.%04d.exr")
     assert (read["first"].value(), read["last"].value()) == (FIRST, LAST)
-    el = read_exr(read["file"].value().replace("####", "1004"))
+    el = read_exr(read["file"].value() % 1004)
     assert el.rgba()[..., 3].max() > 0.05  # sparks are there
     assert node["version"].values == ["v001  complete  1001-1006"]
     assert "focus_m" in node["estimates"].value()
@@ -132,10 +133,10 @@ def test_generate_renders_and_switches_the_read(script):
     run_to_end(G.generate(node))
     assert [v.split()[0] for v in node["version"].values] == ["v001", "v002"]
     assert "/v002/" in read["file"].value()
-    node["version"].setValue(node["version"].values[0])
+    nuke.user_set(node["version"], node["version"].values[0])
     assert "/v001/" in read["file"].value()
-    node["output"].setValue("comp")
-    assert "/comp/v002/comp.####.exr" in read["file"].value()
+    nuke.user_set(node["output"], "comp")
+    assert "/comp/v002/comp.%04d.exr" in read["file"].value()
 
 
 def test_cancel_a_queued_generate_and_report_errors(script):
@@ -153,6 +154,8 @@ def test_cancel_a_queued_generate_and_report_errors(script):
     a["size_m"].setValue(-1.0)
     assert G.generate(a) is None
     assert nuke.MESSAGES == [] and "size_m: -1.0 must be greater than 0" in a["status"].value()
+    for n in nuke.selectedNodes():  # nothing selected: createNode connects nothing
+        n.setSelected(False)
     c = N.create_element()
     assert G.generate(c) is None and "connect a plate" in c["status"].value()
 

@@ -179,7 +179,8 @@ def test_unsaved_script_and_bad_inputs():
 
 def test_colorspaces():
     assert J.colorspace_for_job("ACEScg") == "ACEScg"
-    assert J.colorspace_for_job("scene_linear") == "ACEScg"
+    with pytest.raises(P.KnobError, match="is an OCIO role"):  # never ACEScg by assumption
+        J.colorspace_for_job("scene_linear")
     assert J.colorspace_for_job("linear") == "lin_rec709"
     assert J.colorspace_for_job("") == "ACEScg"
     with pytest.raises(P.KnobError, match="working space 'sRGB' is not scene-linear"):
@@ -207,7 +208,9 @@ def test_knob_specs_come_from_the_snapshot():
     b = specs[P.param_knob_name("sim", "fire", "buoyancy")]
     assert (b["class"], b["default"], b["min"], b["max"]) == ("Double_Knob", 6.0, 0.0, 100.0)
     assert specs[P.param_knob_name("sim", "insert", "proxy")]["class"] == "Enumeration_Knob"
-    assert specs[P.param_knob_name("sim", "insert", "proxy")]["choices"] == ["sphere", "box"]
+    assert specs[P.param_knob_name("sim", "insert", "proxy")]["choices"][:5] == ["auto", "lathe", "inflate", "card",
+                                                                                 "mesh"]
+    assert specs[P.param_knob_name("sim", "insert", "collider")]["choices"] == ["auto", "sphere", "box"]
     assert specs[P.param_knob_name("sim", "debris", "albedo")]["class"] == "Color_Knob"
     assert specs[P.param_knob_name("sim", "fire", "wind")]["class"] == "XYZ_Knob"
     assert specs[P.param_knob_name("sim", "sparks", "count")]["class"] == "Int_Knob"

@@ -110,7 +110,8 @@ def test_match_generate_writes_layers_comp_estimates_and_versions(script):
 
     # the inputs went through Writes over the frame range (plate, depth, element), then were deleted
     written = sorted(c[4] for c in nuke.CALLS if c[0] == "execute")
-    assert written == sorted(str(root / "inputs" / f"{n}.####.exr") for n in ("plate", "depth", "element"))
+    # File_Knob.value() is the %04d form
+    assert written == sorted(str(root / "inputs" / f"{n}.%04d.exr") for n in ("plate", "depth", "element"))
     assert all(c[2:4] == (FIRST, LAST) and c[5] == "ACEScg" for c in nuke.CALLS if c[0] == "execute")
     assert not any(n.Class() == "Write" for n in nuke.allNodes())
     assert len((root / "inputs/camera.chan").read_text().splitlines()) == LAST - FIRST + 1
@@ -147,9 +148,14 @@ def test_match_generate_writes_layers_comp_estimates_and_versions(script):
     assert est["grain"] is not None and est["sources"]["grain"] != "off"
     assert json.loads((v1 / "estimates.json").read_text()) == est
 
-    # the Read inside the group shows v001; the version knob lists it
+    # the Read inside the group shows v001's comp (the "show" knob: element shows the matched layer)
     read = N.read_node(node)
-    assert read["file"].value() == str(v1 / "element.####.exr")
+    assert node["output"].value() == "comp"
+    assert read["file"].value() == str(v1 / "comp.%04d.exr")
+    assert (read.width(), read.height()) == (96, 54)  # fromUserText set the format too
+    nuke.user_set(node["output"], "element")
+    assert read["file"].value() == str(v1 / "element.%04d.exr")
+    nuke.user_set(node["output"], "comp")
     assert (read["first"].value(), read["last"].value()) == (FIRST, LAST)
     assert [v.split()[:2] for v in node["version"].values] == [["v001", "complete"]]
     assert node["status"].value() == "v001 done"
@@ -163,13 +169,13 @@ def test_match_generate_writes_layers_comp_estimates_and_versions(script):
     assert {p.name: p.stat().st_mtime_ns for p in v1.iterdir()} == before
     assert (v2 / f"element.{mid}.exr").is_file() and (v2 / f"comp.{mid}.exr").is_file()
     assert json.loads((v2 / "settings.json").read_text())["shadow_strength"] == pytest.approx(0.3)
-    assert read["file"].value() == str(v2 / "element.####.exr")
+    assert read["file"].value() == str(v2 / "comp.%04d.exr")
     assert [v.split()[0] for v in node["version"].values] == ["v001", "v002"]
     assert node["version"].value().startswith("v002")
 
     # choosing v001 in the version knob switches the Read back
-    node["version"].setValue(node["version"].values[0])
-    assert read["file"].value() == str(v1 / "element.####.exr")
+    nuke.user_set(node["version"], node["version"].values[0])
+    assert read["file"].value() == str(v1 / "comp.%04d.exr")
     assert node["version"].values[0] == f"v001  complete  {FIRST}-{LAST}"
 
 

@@ -51,7 +51,8 @@ def test_region_around_is_a_ring():
 
 def test_match_brings_graded_element_to_plate_levels(scene):
     plate, el, alpha = scene
-    cm = measure_match(el, plate)
+    cm = measure_match(el, plate, region=region_around(alpha))  # levels mode against the ring
+    assert cm.mode == "levels" and cm.clamped == ()
     out = apply_match(el, cm)
     assert np.array_equal(out[..., 3], el[..., 3])
     assert np.all(np.isfinite(out))
@@ -73,9 +74,10 @@ def test_match_brings_graded_element_to_plate_levels(scene):
 
 def test_reference_patch_and_strength(scene):
     plate, el, alpha = scene
-    cm = measure_match(el, plate, patch=(0, 0, 60, 60))
+    cm = measure_match(el, plate, patch=(0, 0, 256, 80))
+    assert cm.mode == "levels" and cm.clamped == ()
     out = apply_match(el, cm)
-    patch = plate[:60, :60].reshape(-1, 3).astype(np.float64)
+    patch = plate[:80, :256].reshape(-1, 3).astype(np.float64)
     patch = patch[np.isfinite(patch).all(axis=1)]
     se, sp = _stats(out[alpha > 0.5][:, :3].astype(np.float64)), _stats(patch)
     assert se["white"] == pytest.approx(sp["white"], rel=0.05)
@@ -91,3 +93,10 @@ def test_too_few_pixels_is_identity():
     el = np.zeros((32, 32, 4), np.float32)
     cm = measure_match(el, np.full((32, 32, 3), 0.2, np.float32))
     assert cm.is_identity
+
+
+def test_a_dark_patch_asking_for_an_absurd_grade_is_clamped_and_says_so(scene):
+    plate, el, alpha = scene
+    cm = measure_match(el, plate, patch=(0, 0, 60, 60))  # a dark corner: needs saturation > 2.5
+    assert "saturation" in cm.clamped and cm.saturation == pytest.approx(2.5)
+    assert all(0.25 <= g <= 4.0 for g in cm.gain)

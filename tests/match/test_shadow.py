@@ -55,8 +55,11 @@ def test_contact_darkening_is_strongest_at_contact(ground_scene):
                       contact_strength=1.0, contact_radius=0.15)
     ground = alpha == 0
     dist = np.maximum(np.abs(pts[..., 0]), np.abs(pts[..., 2])) - 0.2  # distance to the box footprint
-    near = ground & (dist > 0) & (dist < 0.03)
-    mid = ground & (dist > 0.15) & (dist < 0.2)
+    # the camera side: the matte sees the box's front faces only (its back is hidden), so contact is
+    # judged where the element's visible surface meets the ground
+    front = pts[..., 2] > 0.0
+    near = ground & front & (dist > 0) & (dist < 0.03)
+    mid = ground & front & (dist > 0.15) & (dist < 0.2)
     far = ground & (dist > 0.6)
     assert sh[near].mean() > 0.6
     assert sh[near].mean() > sh[mid].mean() > sh[far].mean()
@@ -76,3 +79,22 @@ def test_light_estimate_points_at_the_bright_sky(ground_scene):
     d = estimate_light_dir(rgb, None, cam, c2w)
     assert d[0] > 0.2 and d[1] > np.sin(np.radians(14))
     assert np.isclose(np.linalg.norm(d), 1.0)
+
+
+def test_contact_scales_with_each_part_and_its_opacity(ground_scene):
+    """Many faint, thin parts spread over the ground (rain-like) reach only around themselves, weighted by
+    their opacity: the old whole-element radius darkened nearly every ground pixel."""
+    cam, c2w, plate_z, *_ = ground_scene
+    rng = np.random.default_rng(2)
+    alpha = np.zeros((H, W), np.float32)
+    el_z = np.full((H, W), np.inf, np.float32)
+    for _ in range(150):  # 1 px wide streaks, 6 px long, 0.3 opacity, just above the ground
+        y, x = rng.integers(60, H - 8), rng.integers(0, W)
+        alpha[y:y + 6, x] = 0.3
+        el_z[y:y + 6, x] = plate_z[y:y + 6, x] * 0.999  # ~4 mm above the ground
+    sh = shadow_matte(alpha, el_z, plate_z, cam, c2w, np.array([0.0, 1.0, 0.0]), strength=0.0,
+                      contact_strength=0.8, contact_radius=0.15)
+    assert (sh > 0.5).mean() == 0.0  # a 0.3-opacity part cannot darken by more than 0.8 x 0.3
+    assert sh.max() <= 0.8 * 0.3 + 1e-3
+    assert (sh > 0.05).mean() < 0.05  # each reaches a few pixels around itself
+    assert (sh[alpha > 0] > 0.1).mean() > 0.5  # but it is there, under the parts

@@ -45,7 +45,8 @@ def test_camera_matches_the_job(shot: Path) -> None:
         assert (a.focal_mm, a.haperture_mm) == pytest.approx((b.focal_mm, b.haperture_mm))
     stage = Usd.Stage.Open(str(shot / "layout.usda"))
     cam = UsdGeom.Camera(stage.GetPrimAtPath("/World/Camera"))
-    assert cam.GetVerticalApertureAttr().Get() == pytest.approx(job_cam.camera.vaperture)
+    # UsdGeomCamera units: tenths of a scene unit, so mm / 100 on this metre stage
+    assert cam.GetVerticalApertureAttr().Get() == pytest.approx(job_cam.camera.vaperture / 100.0)
 
 
 def _texture_files(stage, prim_path: str) -> dict[float, str]:

@@ -122,8 +122,8 @@ class DiffusionEngine:
                 cancel: Callable[[], bool] | None = None) -> None:
         """Generate every frame in order into ``cache_dir`` (idempotent; resumes a partial cache made
         with the same weights)."""
-        from gvfx.engines.diffusion.common import Run
-        from gvfx.engines.diffusion.runtime import choose_runtime
+        from gvfx.engines.diffusion.common import Run, model_canvas, video_window
+        from gvfx.engines.diffusion.runtime import choose_runtime, guard_oom
         from gvfx.engines.diffusion.store import component_hashes
         from gvfx.engines.sim import SimEngine
         from gvfx.engines.sim.common import SimCache, sim_frames
@@ -144,20 +144,29 @@ class DiffusionEngine:
             return
         cache.write_meta({"element": spec.name, "effect": spec.effect, "stack": manifest.name,
                           "model_hashes": hashes, "frames": [frames[0], frames[-1]], "complete": False})
-        runtime = choose_runtime(manifest.family, device=p["device"], dtype=p["dtype"], memory=p["memory"])
+        long_side = int(p["model_resolution"]) or max(manifest.default_resolution)
+        size = model_canvas(manifest, long_side)
+        n_at_once = 1 if manifest.kind == "image" else min(video_window(p, manifest)[0], len(frames))
+        runtime = choose_runtime(manifest, device=p["device"], dtype=p["dtype"], memory=p["memory"], width=size[0],
+                                 height=size[1], frames=n_at_once, root=root)
         r = Run(spec, ctx, p, None, frames, cache, _reference(spec), progress, cancel,
                 None if spec.effect == "refine" else SimEngine().anchor(spec, ctx))
         if manifest.kind == "image":
             from gvfx.engines.diffusion.loader import load_image_stack
 
-            r.stack = load_image_stack(root, manifest, runtime, allow_pickle=bool(p["allow_pickle"]))
+            with guard_oom(manifest.name, runtime, *size, what="loading the stack"):
+                r.stack = load_image_stack(root, manifest, runtime, allow_pickle=bool(p["allow_pickle"]),
+                                           variant=p["variant"])
             _mode(spec.effect).run(r)
         else:
             from gvfx.engines.diffusion.video import load_video_stack
             from gvfx.engines.diffusion.video_modes import run_video_mode
 
-            r.stack = load_video_stack(root, manifest, runtime=runtime, allow_pickle=bool(p["allow_pickle"]))
-            run_video_mode(r)
+            with guard_oom(manifest.name, runtime, *size, what="loading the stack"):
+                r.stack = load_video_stack(root, manifest, runtime=runtime, allow_pickle=bool(p["allow_pickle"]),
+                                           variant=p["variant"])
+            with guard_oom(manifest.name, runtime, *size, what=f"generating {n_at_once} frames at once"):
+                run_video_mode(r)
         cache.write_meta({"element": spec.name, "effect": spec.effect, "stack": manifest.name,
                           "model_hashes": hashes, "frames": [frames[0], frames[-1]], "complete": True})
 

@@ -16,7 +16,7 @@ import numpy as np
 from gvfx.engines.base import ElementFrame, ElementSpec, Param, PlateContext
 from gvfx.errors import CancelledError
 
-__all__ = ["COMMON_PARAMS", "KEY_PROMPT", "video_window", "FrameResult", "model_size", "resize", "depth_control", "ellipse_mask",
+__all__ = ["COMMON_PARAMS", "KEY_PROMPT", "video_window", "FrameResult", "model_size", "model_canvas", "resize", "depth_control", "ellipse_mask",
            "rect_mask", "crop_box", "paste", "screen_ellipse", "call_pipeline"]
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,14 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("consistency_strength", float, 0.55, "img2img strength from the previous frame (lower: steadier)",
           0.05, 1.0),
     Param("device", str, "auto", "where the model runs", choices=("auto", "cuda", "mps", "cpu")),
-    Param("dtype", str, "auto", "weights precision (auto: fp16 on a GPU, fp32 on the CPU)",
+    Param("dtype", str, "auto", "weights precision (auto: bf16 on a CUDA card that has it, else fp16 on a GPU; "
+          "fp32 on the CPU)",
           choices=("auto", "fp16", "bf16", "fp32")),
-    Param("memory", str, "auto", "memory plan (auto: from free GPU memory; low: CPU offload + tiling)",
+    Param("memory", str, "auto", "memory plan (auto: from free GPU memory and the stack's computed needs; "
+          "medium: VAE tiling; low: + model CPU offload; minimum: sequential offload)",
           choices=("auto", "high", "medium", "low", "minimum")),
+    Param("variant", str, "auto", "weights files: auto (the fp16 variant files where present and the dtype is "
+          "half, else the full files), fp16 (only *.fp16.safetensors), full", choices=("auto", "fp16", "full")),
     Param("allow_pickle", bool, False, "allow pickled .bin/.ckpt weights (they can run code: only trusted files)"),
     Param("window", int, 0, "video stacks: frames the model sees at once (0: the stack's gvfx.window, else 16)",
           0, 1024),
@@ -92,6 +96,21 @@ def model_size(width: int, height: int, long_side: int, multiple: int = 8) -> tu
     w = max(multiple, int(round(width * s / multiple)) * multiple)
     h = max(multiple, int(round(height * s / multiple)) * multiple)
     return w, h
+
+
+def model_canvas(manifest: Any, long_side: int, aspect: tuple[float, float] = (1.0, 1.0)) -> tuple[int, int]:
+    """(w, h) the model works at for content of ``aspect`` (width, height): a stack with ``trained_sizes``
+    runs at the trained size whose aspect is closest (Wan 1.3B: 832x480 or 480x832, never square), scaled
+    to ``long_side`` when that differs from the size's long side; other stacks at ``aspect`` itself."""
+    multiple = int(getattr(manifest, "resolution_multiple", 8))
+    sizes = tuple(getattr(manifest, "trained_sizes", ()) or ())
+    if not sizes:
+        return model_size(int(round(aspect[0] * 1000)), int(round(aspect[1] * 1000)), long_side, multiple)
+    target = np.log(max(aspect[0], 1e-6) / max(aspect[1], 1e-6))
+    tw, th = min(sizes, key=lambda wh: (abs(np.log(wh[0] / wh[1]) - target), -wh[0] * wh[1]))
+    if long_side == max(tw, th):
+        return int(tw), int(th)
+    return model_size(tw, th, long_side, multiple)
 
 
 def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -184,17 +203,19 @@ def screen_ellipse(spec: ElementSpec, ctx: PlateContext, anchor: Any, frame: int
 
 def call_pipeline(pipe: Any, kwargs: dict, *, stack: str, runtime: Any, width: int, height: int,
                   on_step: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                  cancel: Callable[[], bool] | None = None, frame: int | None = None) -> np.ndarray:
     """Run one diffusers pipeline call; returns (H, W, 3) float32 0..1. Progress per step through
     ``on_step(step, total)``; ``cancel()`` is checked after every step and stops the loop through the
     pipeline's ``_interrupt`` flag (diffusers' documented way), then :class:`CancelledError` is raised."""
     import torch
 
-    from gvfx.engines.diffusion.runtime import guard_oom
+    from gvfx.engines.diffusion.runtime import check_finite, guard_oom
 
     state = {"cancelled": False}
+    where = f"frame {frame}" if frame is not None else "image"
 
     def _on_step_end(p: Any, step: int, timestep: Any, cb_kwargs: dict) -> dict:
+        check_finite(cb_kwargs.get("latents"), stack, runtime, where, step + 1)
         total = int(getattr(p, "_num_timesteps", 0) or kwargs.get("num_inference_steps", 0))
         if on_step is not None:
             on_step(step + 1, total)
@@ -204,7 +225,7 @@ def call_pipeline(pipe: Any, kwargs: dict, *, stack: str, runtime: Any, width: i
         return cb_kwargs
 
     runtime.tile_vae(pipe, width, height)
-    with guard_oom(stack, runtime, width, height), torch.inference_mode():
+    with guard_oom(stack, runtime, width, height, what=where), torch.inference_mode():
         out = pipe(**kwargs, height=height, width=width, output_type="np", callback_on_step_end=_on_step_end)
     if state["cancelled"]:
         raise CancelledError("diffusion render cancelled")
@@ -278,7 +299,7 @@ class Run:
     def call(self, mode: str, kwargs: dict, width: int, height: int, index: int) -> np.ndarray:
         return call_pipeline(self.stack.pipeline(mode), kwargs, stack=self.stack.manifest.name,
                              runtime=self.stack.runtime, width=width, height=height,
-                             on_step=self.step_callback(index, mode), cancel=self.cancel)
+                             on_step=self.step_callback(index, mode), cancel=self.cancel, frame=self.frames[index])
 
 
 def to_pil(img: np.ndarray) -> Any:

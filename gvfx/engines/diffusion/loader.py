@@ -19,7 +19,8 @@ from typing import Any
 
 from gvfx.engines.diffusion.runtime import Runtime
 from gvfx.engines.diffusion.stacks import StackManifest
-from gvfx.engines.diffusion.store import check_stack, component_hashes, config_mismatch, offline
+from gvfx.engines.diffusion.stacks import variant_name
+from gvfx.engines.diffusion.store import check_stack, component_hashes, config_mismatch, offline, resolve_variant
 from gvfx.errors import EngineError, InputError
 
 __all__ = ["ImageStack", "load_image_stack", "clear_cache", "load_count"]
@@ -80,14 +81,19 @@ def _component_class(path: str, manifest: StackManifest, role: str) -> type:
                           path=manifest.path) from None
 
 
-def _load_component(manifest: StackManifest, root: Path, role: str, runtime: Runtime, allow_pickle: bool) -> Any:
+def _load_component(manifest: StackManifest, root: Path, role: str, runtime: Runtime, allow_pickle: bool,
+                    variant: str = "auto") -> Any:
     comp = manifest.components[role]
     cls = _component_class(comp.cls, manifest, role)
     folder = root / comp.folder
     kwargs: dict[str, Any] = {}
     if role.startswith(("unet", "vae", "text_encoder", "controlnet", "image_encoder")):
-        kwargs["torch_dtype"] = runtime.torch_dtype
+        # transformers 5 takes dtype=, diffusers torch_dtype=
+        kwargs["dtype" if cls.__module__.startswith("transformers") else "torch_dtype"] = runtime.torch_dtype
         kwargs["use_safetensors"] = None if allow_pickle else True
+        v = resolve_variant(manifest, root, role, variant, runtime.dtype)
+        if v:
+            kwargs["variant"] = v
     try:
         return cls.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -97,13 +103,14 @@ def _load_component(manifest: StackManifest, root: Path, role: str, runtime: Run
 
 
 def load_image_stack(root: str | Path, manifest: StackManifest, runtime: Runtime, *,
-                     allow_pickle: bool = False) -> ImageStack:
-    """The loaded stack (cached per process; see module doc)."""
+                     allow_pickle: bool = False, variant: str = "auto") -> ImageStack:
+    """The loaded stack (cached per process; see module doc). ``variant``: ``auto`` | ``fp16`` | ``full``
+    (store.resolve_variant: which weight files each component loads)."""
     if manifest.kind != "image":
         raise EngineError(f"model stack {manifest.name!r} is a {manifest.kind} stack, not an image stack",
                           path=manifest.path)
     root = Path(root).expanduser().resolve()
-    key = (str(root), runtime.key(), bool(allow_pickle))
+    key = (str(root), runtime.key(), bool(allow_pickle), variant)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -113,13 +120,13 @@ def load_image_stack(root: str | Path, manifest: StackManifest, runtime: Runtime
             if problem:
                 raise InputError(f"model stack {manifest.name!r}: {problem}", path=root / manifest.components[role].folder,
                                  hint=f"use the {manifest.family} version of the {role}")
-        stack = _load(root, manifest, runtime, allow_pickle)
+        stack = _load(root, manifest, runtime, allow_pickle, variant)
         _CACHE[key] = stack
         _LOADS["count"] += 1
         return stack
 
 
-def _load(root: Path, manifest: StackManifest, runtime: Runtime, allow_pickle: bool) -> ImageStack:
+def _load(root: Path, manifest: StackManifest, runtime: Runtime, allow_pickle: bool, variant: str = "auto") -> ImageStack:
     from transformers import CLIPImageProcessor
 
     log.info("loading model stack %s from %s (%s %s)", manifest.name, root, runtime.device, runtime.dtype)
@@ -127,7 +134,7 @@ def _load(root: Path, manifest: StackManifest, runtime: Runtime, allow_pickle: b
     with offline():
         for role in manifest.components:
             if role in _PIPE_ROLES:
-                comps[role] = _load_component(manifest, root, role, runtime, allow_pickle)
+                comps[role] = _load_component(manifest, root, role, runtime, allow_pickle, variant)
         kwargs = {r: comps[r] for r in _PIPE_ROLES if r in comps}
         if "image_encoder" in comps:
             n = int(comps["image_encoder"].config.image_size)
@@ -145,6 +152,8 @@ def _load(root: Path, manifest: StackManifest, runtime: Runtime, allow_pickle: b
         if has_ip:
             comp = manifest.components["ip_adapter"]
             weight = next(f for f in comp.files if f.endswith((".safetensors", ".bin")))
+            if resolve_variant(manifest, root, "ip_adapter", variant, runtime.dtype):
+                weight = variant_name(weight, "fp16")
             try:
                 pipe.load_ip_adapter(str(root), subfolder=comp.folder, weight_name=weight, image_encoder_folder=None)
             except (OSError, ValueError, RuntimeError, KeyError) as exc:

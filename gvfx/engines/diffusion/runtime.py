@@ -1,23 +1,27 @@
 """Where and how a stack runs: device, dtype and a memory plan, chosen once per process.
 
-``choose_runtime`` picks the device (``cuda`` > ``mps`` > ``cpu`` unless told), the dtype (fp16 on a
-GPU, fp32 on the CPU) and a :class:`MemoryPlan` from the GPU's *free* memory and the stack's family:
-a 6-8 GB card gets attention slicing, VAE tiling and model CPU offload instead of an out-of-memory
-failure; a card with room runs everything resident. ``Runtime.apply(pipe)`` puts a pipeline on the
-device with that plan; ``guard_oom`` turns an out-of-memory error into one clear gvfx error saying
-what to change.
+``choose_runtime`` picks the device (``cuda`` > ``mps`` > ``cpu`` unless told), the dtype (bf16 on a
+CUDA card that has it, else fp16 on a GPU, fp32 on the CPU) and a :class:`MemoryPlan` from the GPU's
+*free* memory and the stack's computed needs (``memory.py``: its weight files, the resolution and the
+frames): a card too small for everything resident gets VAE tiling, then model CPU offload, then
+sequential offload, instead of an out-of-memory failure. No plan turns on attention slicing: PyTorch 2's
+scaled-dot-product attention already gives its saving, and slicing replaces the IP-Adapter's attention
+processors (the first call then fails). ``Runtime.apply(pipe)`` puts a pipeline on the device with
+that plan; ``guard_oom`` turns an out-of-memory error (loading or running) into one clear gvfx error
+naming the plan that would fit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from gvfx.errors import EngineError, InputError
 
-__all__ = ["MemoryPlan", "Runtime", "choose_runtime", "plan_memory", "guard_oom", "DTYPES", "DEVICES"]
+__all__ = ["MemoryPlan", "Runtime", "choose_runtime", "plan_memory", "guard_oom", "DTYPES", "DEVICES",
+           "default_dtype", "stack_estimate", "free_gib", "check_finite"]
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +29,8 @@ DTYPES = ("auto", "fp16", "bf16", "fp32")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 MEMORY = ("auto", "high", "medium", "low", "minimum")
 
-#: GiB a family needs fully resident in fp16 at its default resolution (weights + activations, rough)
-_NEED_GIB = {"sd15": 3.5, "sdxl": 9.0, "wan": 9.0, "animatediff": 6.0}
+#: the stack whose manifest stands for a family when only the family is known
+FAMILY_STACK = {"sd15": "sd15_depth_ip", "sdxl": "sdxl_depth_ip", "wan": "wan_vace", "animatediff": "animatediff_depth"}
 #: above this many pixels per side the VAE decodes/encodes in tiles (always on a plan with vae_tiling)
 TILE_ABOVE_PX = 1024
 
@@ -37,41 +41,44 @@ class MemoryPlan:
     component moved to the GPU only while it runs), ``sequential`` (layer by layer: slowest, smallest)."""
 
     level: str
-    attention_slicing: bool = False
     vae_tiling: bool = False
     offload: str = "none"
     max_batch: int = 4
     reason: str = ""
+    #: computed GiB per plan for the stack this plan was made for (empty: unknown)
+    estimates: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
 
-def plan_memory(family: str, free_gib: float | None, dtype: str = "fp16", level: str = "auto") -> MemoryPlan:
-    """The plan for ``family`` given ``free_gib`` of free GPU memory (``None``: CPU, memory is not the
-    limit). ``level`` forces a plan: ``high`` | ``medium`` | ``low`` | ``minimum``."""
+def plan_memory(stack: Any, free_gib: float | None, dtype: str = "fp16", level: str = "auto") -> MemoryPlan:
+    """The plan for ``stack`` (a :class:`~gvfx.engines.diffusion.memory.MemoryEstimate`, or a family /
+    stack name: its manifest at the default size) given ``free_gib`` of free GPU memory (``None``: CPU,
+    memory is not the limit). ``level`` forces a plan: ``high`` | ``medium`` | ``low`` | ``minimum``."""
+    from gvfx.engines.diffusion.memory import choose_plan
+
     if level not in MEMORY:
         raise InputError(f"memory plan {level!r} is unknown; one of {', '.join(MEMORY)}")
-    need = _NEED_GIB.get(family, 6.0) * (2.0 if dtype == "fp32" else 1.0)
+    est = stack_estimate(stack, dtype) if isinstance(stack, str) else stack
     if level == "auto":
+        level, reason = choose_plan(est, free_gib)
         if free_gib is None:
-            return MemoryPlan("high", max_batch=1, reason="cpu: memory is not the limit, batch 1 for speed")
-        if free_gib >= 1.5 * need:
-            level = "high"
-        elif free_gib >= need:
-            level = "medium"
-        elif free_gib >= 0.45 * need:
-            level = "low"
-        else:
-            level = "minimum"
-        reason = f"{free_gib:.1f} GiB free, {family} needs ~{need:.1f} GiB resident"
+            return MemoryPlan("high", max_batch=1, reason=reason + ", batch 1 for speed", estimates=est.plans)
     else:
         reason = f"forced {level}"
     return {
-        "high": MemoryPlan("high", max_batch=4, reason=reason),
-        "medium": MemoryPlan("medium", attention_slicing=True, vae_tiling=True, max_batch=2, reason=reason),
-        "low": MemoryPlan("low", attention_slicing=True, vae_tiling=True, offload="model", max_batch=1,
-                          reason=reason),
-        "minimum": MemoryPlan("minimum", attention_slicing=True, vae_tiling=True, offload="sequential",
-                              max_batch=1, reason=reason),
+        "high": MemoryPlan("high", max_batch=4, reason=reason, estimates=est.plans),
+        "medium": MemoryPlan("medium", vae_tiling=True, max_batch=2, reason=reason, estimates=est.plans),
+        "low": MemoryPlan("low", vae_tiling=True, offload="model", max_batch=1, reason=reason, estimates=est.plans),
+        "minimum": MemoryPlan("minimum", vae_tiling=True, offload="sequential", max_batch=1, reason=reason,
+                              estimates=est.plans),
     }[level]
+
+
+def stack_estimate(stack: str, dtype: str = "fp16", **kwargs: Any) -> Any:
+    """:func:`gvfx.engines.diffusion.memory.estimate` of a stack by name or by family."""
+    from gvfx.engines.diffusion.memory import estimate
+    from gvfx.engines.diffusion.stacks import load_manifest
+
+    return estimate(load_manifest(FAMILY_STACK.get(stack, stack)), "fp16" if dtype == "auto" else dtype, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -93,14 +100,14 @@ class Runtime:
 
     def apply(self, pipe: Any) -> Any:
         """Put ``pipe`` on the device following the plan; returns it."""
-        if self.plan.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
-            pipe.enable_attention_slicing()
         vae = getattr(pipe, "vae", None)
         if self.plan.vae_tiling and vae is not None and hasattr(vae, "enable_tiling"):
             vae.enable_tiling()
-        if self.plan.offload == "model" and self.device == "cuda":
+        if self.plan.offload == "model":
             pipe.enable_model_cpu_offload(device=self.device)
-        elif self.plan.offload == "sequential" and self.device == "cuda":
+        elif self.plan.offload == "sequential" and self.device != "cpu":
+            # accelerate's layer-by-layer offload fails with the CPU as its execution device (transformers 5
+            # text encoders); on the CPU there is nothing to offload to anyway
             pipe.enable_sequential_cpu_offload(device=self.device)
         elif self.device != "cpu":  # components are loaded on the CPU already
             pipe.to(self.device)
@@ -126,7 +133,7 @@ class Runtime:
         return torch.Generator("cpu").manual_seed(int(seed))
 
 
-def _free_gib(device: str) -> float | None:
+def free_gib(device: str) -> float | None:
     import torch
 
     if device == "cuda":
@@ -141,8 +148,21 @@ def _free_gib(device: str) -> float | None:
     return None
 
 
-def choose_runtime(family: str, *, device: str = "auto", dtype: str = "auto", memory: str = "auto") -> Runtime:
-    """The runtime for a stack of ``family`` (see module doc); every argument may force a choice."""
+def default_dtype(device: str) -> str:
+    """bf16 on a CUDA card that supports it (the dtype Wan was trained in, and the SDXL VAE does not
+    overflow in it), fp16 on other GPUs, fp32 on the CPU."""
+    import torch
+
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp16" if device == "mps" else "fp32"
+
+
+def choose_runtime(stack: Any, *, device: str = "auto", dtype: str = "auto", memory: str = "auto",
+                   width: int | None = None, height: int | None = None, frames: int | None = None,
+                   root: Any = None) -> Runtime:
+    """The runtime for ``stack`` (a manifest, a stack name or a family; see module doc) producing
+    ``width`` x ``height`` x ``frames`` at once; every argument may force a choice."""
     import torch
 
     if device not in DEVICES:
@@ -162,13 +182,30 @@ def choose_runtime(family: str, *, device: str = "auto", dtype: str = "auto", me
     elif device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InputError("device mps was asked for but is not available", hint="set device: auto (or cpu)")
     if dtype == "auto":
-        dtype = "fp32" if device == "cpu" else "fp16"
+        dtype = default_dtype(device)
     if device == "cpu" and dtype == "fp16":
         raise InputError("dtype fp16 on the CPU is unsupported by many kernels",
                          hint="use dtype fp32 (default on CPU) or bf16")
-    plan = plan_memory(family, _free_gib(device), dtype, memory)
+    from gvfx.engines.diffusion.memory import estimate
+
+    kw = dict(width=width, height=height, frames=frames, root=root)
+    est = estimate(stack, dtype, **kw) if hasattr(stack, "components") else stack_estimate(stack, dtype, **kw)
+    plan = plan_memory(est, free_gib(device), dtype, memory)
     log.info("diffusion runtime: %s %s, memory plan %s (%s)", device, dtype, plan.level, plan.reason)
     return Runtime(device, dtype, plan)
+
+
+def check_finite(latents: Any, stack: str, runtime: Runtime, where: str, step: int) -> None:
+    """Raise a clear :class:`EngineError` when ``latents`` hold NaN or Inf (``where``: "frame 1001",
+    "frames 1001-1016"): half precision overflowed, and every later step would only spread it."""
+    import torch
+
+    if latents is None or not torch.is_tensor(latents) or bool(torch.isfinite(latents).all()):
+        return
+    hint = ("run in bf16 (dtype: bf16, the default on cards that have it) or fp32" if runtime.dtype == "fp16"
+            else "run in fp32 (dtype: fp32)") + "; with SDXL in fp16 use the fp16-fix VAE (madebyollin/sdxl-vae-fp16-fix)"
+    raise EngineError(f"model stack {stack!r}: {where}: the latents hold NaN/Inf after denoising step {step} "
+                      f"({runtime.dtype} on {runtime.device})", hint=hint)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -179,9 +216,25 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def fitting_plan(runtime: Runtime) -> str | None:
+    """The first plan whose computed need fits the device's free memory *now*, below the current plan."""
+    order = ("high", "medium", "low", "minimum")
+    below = order[order.index(runtime.plan.level) + 1:] if runtime.plan.level in order else ()
+    free = None
+    with contextlib.suppress(Exception):
+        free = free_gib(runtime.device)
+    est = runtime.plan.estimates
+    if free is not None and est:
+        fit = next((p for p in below if est.get(p, 1e9) * 1.1 <= free), None)
+        if fit:
+            return fit
+    return below[0] if below else None
+
+
 @contextlib.contextmanager
-def guard_oom(stack: str, runtime: Runtime, width: int, height: int) -> Iterator[None]:
-    """Turn an out-of-memory error into an :class:`EngineError` naming the stack and what to change."""
+def guard_oom(stack: str, runtime: Runtime, width: int, height: int, what: str = "") -> Iterator[None]:
+    """Turn an out-of-memory error into an :class:`EngineError` naming the stack, what ran out (``what``:
+    loading, frames ...) and the plan that would fit."""
     try:
         yield
     except Exception as exc:
@@ -192,10 +245,12 @@ def guard_oom(stack: str, runtime: Runtime, width: int, height: int) -> Iterator
 
             if runtime.device == "cuda":
                 torch.cuda.empty_cache()
-        lower = {"high": "medium", "medium": "low", "low": "minimum"}.get(runtime.plan.level)
-        hint = (f"lower model_resolution (now {width}x{height})"
-                + (f", set memory: {lower} (plan is {runtime.plan.level})" if lower else "")
-                + (", use dtype fp16" if runtime.dtype == "fp32" and runtime.device != "cpu" else "")
-                + ", or close other programs using the GPU")
-        raise EngineError(f"model stack {stack!r} ran out of memory on {runtime.device} ({runtime.dtype}) "
-                          f"at {width}x{height}", hint=hint) from exc
+        fit = fitting_plan(runtime)
+        need = runtime.plan.estimates.get(fit) if fit else None
+        hint = ((f"set memory: {fit} (plan is {runtime.plan.level}"
+                 + (f"; {fit} is computed to need ~{need:.1f} GiB" if need else "") + "), ") if fit else "")
+        hint += (f"lower model_resolution (now {width}x{height})"
+                 + (", use dtype bf16/fp16" if runtime.dtype == "fp32" and runtime.device != "cpu" else "")
+                 + ", or close other programs using the GPU")
+        raise EngineError(f"model stack {stack!r} ran out of memory on {runtime.device} ({runtime.dtype}, plan "
+                          f"{runtime.plan.level}) {what + ' ' if what else ''}at {width}x{height}", hint=hint) from exc

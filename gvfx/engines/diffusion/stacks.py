@@ -40,7 +40,7 @@ from typing import Any
 from gvfx.errors import InputError
 
 __all__ = ["Component", "StackManifest", "load_manifest", "manifest_dirs", "manifest_names", "KINDS",
-           "FAMILIES", "MODES"]
+           "FAMILIES", "MODES", "variant_name"]
 
 KINDS = ("image", "video")
 FAMILIES = ("sd15", "sdxl", "wan", "animatediff")
@@ -75,10 +75,27 @@ class Component:
     source: str | None = None
     optional: bool = False
     cross_attention_dim: int | None = None
+    #: bytes of the real checkpoint's files (``file -> bytes``; ``"*"``: all weights of a sharded component
+    #: together), variant files included; what the memory plan and ``gvfx models list`` count
+    size_bytes: dict[str, int] | None = None
+    #: dtype the listed (non-variant) weights are stored in: ``fp32`` | ``fp16`` | ``bf16``
+    weights_dtype: str = "fp32"
+    #: weight variants the source publishes next to the full files (``fp16``: ``*.fp16.safetensors``)
+    variants: tuple[str, ...] = ()
 
     @property
     def weight_files(self) -> tuple[str, ...]:
         return tuple(f for f in self.files if f.endswith(SAFE_SUFFIXES + PICKLE_SUFFIXES))
+
+
+def variant_name(filename: str, variant: str | None) -> str:
+    """The file name of ``variant`` of ``filename``, diffusers' rule (``_add_variant``): the variant goes
+    before the last suffix (``model.safetensors`` -> ``model.fp16.safetensors``,
+    ``x.safetensors.index.json`` -> ``x.safetensors.index.fp16.json``)."""
+    if not variant:
+        return filename
+    parts = filename.split(".")
+    return ".".join(parts[:-1] + [variant, parts[-1]])
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,11 @@ class StackManifest:
     #: ``gvfx.overlap``; the element params ``window``/``overlap`` default to them)
     window: int | None = None
     overlap: int | None = None
+    #: (width, height) sizes the model was trained at (``trained_sizes``); the engine runs at the one
+    #: whose aspect is closest to the job's, scaled to ``model_resolution`` when that is set
+    trained_sizes: tuple[tuple[int, int], ...] = ()
+    #: parameter count label of the main model (``1.3B``, ``14B``), for listings
+    model_size: str = ""
 
     @property
     def non_commercial(self) -> tuple[str, ...]:
@@ -179,11 +201,23 @@ def _component(role: str, d: Any, path: Path) -> Component:
     if isinstance(src, dict):
         src = src.get("repo_id") or src.get("url")
     cad = d.get("cross_attention_dim")
+    sizes = d.get("size_bytes")
+    if sizes is not None and (not isinstance(sizes, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes.values())):
+        raise InputError(f"stack manifest field {where}size_bytes must map file -> whole bytes", path=path)
+    wdt = str(d.get("weights_dtype", "fp32"))
+    if wdt not in ("fp32", "fp16", "bf16"):
+        raise InputError(f"stack manifest field {where}weights_dtype is {wdt!r}; one of fp32, fp16, bf16", path=path)
+    variants = d.get("variants") or []
+    if not isinstance(variants, list) or not all(v in ("fp16", "bf16") for v in variants):
+        raise InputError(f"stack manifest field {where}variants must list fp16 / bf16", path=path)
     return Component(role=role, folder=str(_req(d, "folder", where, path)), cls=str(_req(d, "class", where, path)),
                      license_id=str(lic["id"]), non_commercial=bool(lic.get("non_commercial", False)),
                      files=tuple(files), sha256={str(k): str(v).lower() for k, v in sha.items()} if sha else None,
                      source=src, optional=bool(d.get("optional", False)),
-                     cross_attention_dim=int(cad) if cad is not None else None)
+                     cross_attention_dim=int(cad) if cad is not None else None,
+                     size_bytes={str(k): int(v) for k, v in sizes.items()} if sizes else None,
+                     weights_dtype=wdt, variants=tuple(variants))
 
 
 def load_manifest(path_or_name: str | Path) -> StackManifest:
@@ -228,6 +262,11 @@ def load_manifest(path_or_name: str | Path) -> StackManifest:
         raise InputError("stack manifest sets gvfx.trust_remote_code: gvfx never runs code shipped with weights",
                          path=p, hint="remove the field")
     window, overlap = _window(gv, p)
+    trained = data.get("trained_sizes") or []
+    if not isinstance(trained, list) or not all(isinstance(t, list) and len(t) == 2 and all(
+            isinstance(v, int) and v > 0 and v % multiple == 0 for v in t) for t in trained):
+        raise InputError(f"stack manifest field trained_sizes must list [width, height] pairs, multiples of "
+                         f"{multiple}", path=p)
     return StackManifest(
         name=str(_req(data, "name", "", p)), kind=str(kind), family=str(family),
         components={str(r): _component(str(r), d, p) for r, d in comps.items()},
@@ -235,7 +274,8 @@ def load_manifest(path_or_name: str | Path) -> StackManifest:
         resolution_multiple=multiple, default_resolution=(int(res[0]), int(res[1])),
         notes=str(data.get("notes", "") or "").strip(), folder=str(data.get("folder") or data["name"]),
         description=str(data.get("description", "") or "").strip(),
-        tiny_builder=gv.get("tiny_test_builder"), path=p, window=window, overlap=overlap)
+        tiny_builder=gv.get("tiny_test_builder"), path=p, window=window, overlap=overlap,
+        trained_sizes=tuple((int(w), int(h)) for w, h in trained), model_size=str(data.get("model_size", "") or ""))
 
 
 def _window(gv: dict, path: Path) -> tuple[int | None, int | None]:

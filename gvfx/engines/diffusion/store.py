@@ -17,7 +17,6 @@ Safety, enforced here and nowhere else:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -27,10 +26,11 @@ from pathlib import Path
 from typing import Iterator
 
 from gvfx.engines.diffusion.stacks import (PICKLE_SUFFIXES, Component, StackManifest, load_manifest,
-                                           manifest_names)
+                                           manifest_names, variant_name)
+from gvfx.engines.diffusion.hashcache import sha256_file
 from gvfx.errors import InputError
 
-__all__ = ["models_root", "stack_dir", "offline", "check_component", "check_stack", "verify", "StackStatus",
+__all__ = ["resolve_variant", "VARIANTS", "models_root", "stack_dir", "offline", "check_component", "check_stack", "verify", "StackStatus",
            "list_stacks", "import_stack", "component_hashes", "short_hash"]
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,43 @@ def offline() -> Iterator[None]:
                 os.environ[k] = v
 
 
+#: weight variants gvfx looks for next to the full files (diffusers / transformers ``variant=``)
+VARIANTS = ("fp16",)
+
+
+def _present(folder: Path, f: str) -> str | None:
+    """``f`` or its fp16 variant, whichever is in ``folder`` (the full file first); ``None``: neither."""
+    for name in (f, *(variant_name(f, v) for v in VARIANTS)):
+        if (folder / name).is_file():
+            return name
+    return None
+
+
+def resolve_variant(manifest: StackManifest, root: Path, role: str, variant: str = "auto",
+                    dtype: str = "fp32") -> str | None:
+    """The ``variant=`` to load component ``role`` with: ``None`` (the full files) or ``"fp16"``.
+
+    ``auto``: the fp16 files when every weight file has one and the run is half precision, or when only
+    the fp16 files are there; ``fp16``: the fp16 files (an :class:`InputError` when one is missing);
+    ``full``: the full files."""
+    comp = manifest.components[role]
+    folder = Path(root) / comp.folder
+    weights = [f for f in comp.files if f.endswith((".safetensors", ".index.json", *PICKLE_SUFFIXES))]
+    if not weights or variant == "full":
+        return None
+    has_v = all((folder / variant_name(f, "fp16")).is_file() for f in weights)
+    has_full = all((folder / f).is_file() for f in weights)
+    if variant == "fp16":
+        if not has_v:
+            missing = next(variant_name(f, "fp16") for f in weights if not (folder / variant_name(f, "fp16")).is_file())
+            raise InputError(f"model stack {manifest.name!r}: component {role!r} has no fp16 variant file "
+                             f"{comp.folder}/{missing}", path=root, hint="set variant: auto (or full)")
+        return "fp16"
+    if has_v and (not has_full or dtype in ("fp16", "bf16")):
+        return "fp16"
+    return None
+
+
 def _missing_hint(manifest: StackManifest, comp: Component) -> str:
     src = f" from {comp.source}" if comp.source else ""
     return (f"fetch the {comp.role} files{src} into <stack>/{comp.folder}/ (see model/stacks/{manifest.name}.yaml), "
@@ -92,8 +129,7 @@ def check_component(manifest: StackManifest, root: Path, role: str, *, allow_pic
         raise InputError(f"model stack {manifest.name!r}: component {role!r} is missing (no folder {comp.folder}/)",
                          path=root, hint=_missing_hint(manifest, comp))
     for f in comp.files:
-        p = folder / f
-        if p.is_file():
+        if _present(folder, f) is not None:
             continue
         if f.endswith(".safetensors"):
             stem = f[: -len(".safetensors")]
@@ -112,7 +148,7 @@ def check_component(manifest: StackManifest, root: Path, role: str, *, allow_pic
                          path=root, hint=_missing_hint(manifest, comp))
     if not allow_pickle:
         stray = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file()]
-        if stray and not any((folder / w).is_file() for w in comp.weight_files):
+        if stray and not any(_present(folder, w) for w in comp.weight_files):
             raise InputError(f"model stack {manifest.name!r}: component {role!r} holds pickled weights {stray}",
                              path=folder, hint="convert to .safetensors, or set allow_pickle: true")
     return folder
@@ -137,31 +173,16 @@ def check_stack(manifest: StackManifest, root: Path, *, allow_pickle: bool = Fal
 
 
 def short_hash(path: Path, n: int = 12) -> str:
-    """First ``n`` hex digits of the file's sha256, cached next to nothing: in a per-process dict keyed
-    by (path, size, mtime) so each weights file is hashed once."""
-    return _sha256(Path(path))[:n]
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def _sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+    """First ``n`` hex digits of the file's sha256 (cached on disk by path, size and mtime: hashcache.py)."""
+    return sha256_file(Path(path))[:n]
 
 
 def _weight_names(comp: Component, folder: Path) -> list[str]:
     """The component's weights files: those the manifest lists, plus every shard a listed
     ``*.safetensors.index.json`` names (sharded checkpoints such as Wan's transformer)."""
-    names = list(comp.weight_files)
+    names = [_present(folder, f) or f for f in comp.weight_files]
     for f in comp.files:
+        f = _present(folder, f) or f
         if f.endswith(".index.json") and (folder / f).is_file():
             try:
                 names += sorted(set(json.loads((folder / f).read_text())["weight_map"].values()))
@@ -232,10 +253,11 @@ def verify(name: str, root: str | Path | None = None, *, allow_pickle: bool = Fa
         return st
     for role, comp in m.components.items():
         folder = d / comp.folder
-        for f in dict.fromkeys([*comp.files, *_weight_names(comp, folder)]):
+        listed = [_present(folder, f) or f for f in comp.files]
+        for f in dict.fromkeys([*listed, *_weight_names(comp, folder)]):
             p = folder / f
             if not p.is_file():
-                if f not in comp.files:  # a shard the index names
+                if f not in listed:  # a shard the index names
                     st.problems.append(f"{role}: {comp.folder}/{f} (named in its index) is missing")
                 continue
             if f.endswith(".safetensors"):
@@ -245,7 +267,7 @@ def verify(name: str, root: str | Path | None = None, *, allow_pickle: bool = Fa
                             st.problems.append(f"{role}: {comp.folder}/{f} holds no tensors")
                 except Exception as exc:  # noqa: BLE001 - any failure means an unreadable file
                     st.problems.append(f"{role}: {comp.folder}/{f} is not a readable safetensors file ({exc})")
-            if comp.sha256 and f in comp.sha256 and _sha256(p) != comp.sha256[f]:
+            if comp.sha256 and f in comp.sha256 and sha256_file(p) != comp.sha256[f]:
                 st.problems.append(f"{role}: {comp.folder}/{f} sha256 differs from the manifest (wrong or "
                                    f"corrupt download)")
         problem = config_mismatch(m, d, role)
@@ -281,6 +303,7 @@ def config_mismatch(manifest: StackManifest, root: Path, role: str) -> str | Non
         from safetensors import safe_open
 
         for f in comp.weight_files:
+            f = _present(Path(root) / comp.folder, f) or f
             p = Path(root) / comp.folder / f
             if p.is_file() and f.endswith(".safetensors"):
                 with contextlib.suppress(Exception), safe_open(str(p), framework="pt") as sf:

@@ -43,9 +43,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gvfx.engines.diffusion.runtime import Runtime
-from gvfx.engines.diffusion.stacks import MODES, StackManifest
-from gvfx.engines.diffusion.store import check_stack, offline
+from gvfx.engines.diffusion.runtime import Runtime, check_finite
+from gvfx.engines.diffusion.stacks import MODES, StackManifest, variant_name
+from gvfx.engines.diffusion.store import check_stack, offline, resolve_variant
 from gvfx.engines.diffusion.video_windows import (crossfade_into, depth_to_control, pad_frames, plan_windows,
                                                   resize_frames, to_uint8, working_size)
 from gvfx.errors import CancelledError, EngineError, InputError
@@ -66,6 +66,8 @@ _ANIMATEDIFF_SCHEDULER = {"beta_schedule": "linear", "clip_sample": False, "time
 _CLASS_MODULES = ("diffusers", "transformers")
 
 _CACHE: dict[tuple[Any, ...], "LoadedVideoStack"] = {}
+#: the variant rule of the load in progress (``store.resolve_variant``); set by load_video_stack
+_VARIANT: dict[str, str] = {"v": "auto"}
 
 
 @dataclass
@@ -96,20 +98,21 @@ def clear_cache() -> None:
 
 
 def load_video_stack(stack_dir: Path, manifest: StackManifest, *, runtime: Runtime,
-                     allow_pickle: bool = False) -> LoadedVideoStack:
+                     allow_pickle: bool = False, variant: str = "auto") -> LoadedVideoStack:
     """Load the video stack in ``stack_dir`` described by ``manifest`` (``kind: video``) onto
     ``runtime``; cached per (folder, stack, device, dtype, memory plan, allow_pickle)."""
     if manifest.kind != "video" or manifest.family not in _LOADERS:
         raise EngineError(f"model stack {manifest.name!r} is a {manifest.kind} stack of family "
                           f"{manifest.family!r}; the video loader takes families {', '.join(_LOADERS)}")
     stack_dir = Path(stack_dir)
-    key = (str(stack_dir.resolve()), manifest.name, *runtime.key(), allow_pickle)
+    key = (str(stack_dir.resolve()), manifest.name, *runtime.key(), allow_pickle, variant)
     if key in _CACHE:
         return _CACHE[key]
     folders = check_stack(manifest, stack_dir, allow_pickle=allow_pickle)
     for role, folder in folders.items():
         _check_shards(manifest, role, folder)
     with offline():
+        _VARIANT["v"] = variant
         loaded = _LOADERS[manifest.family](stack_dir, manifest, folders, runtime, allow_pickle)
     log.info("video stack %s loaded from %s on %s (%s)", manifest.name, stack_dir, runtime.device, runtime.dtype)
     _CACHE[key] = loaded
@@ -157,6 +160,11 @@ def _load(manifest: StackManifest, folders: dict[str, Path], role: str, *, dtype
     if dtype is not None:  # models (tokenizers and schedulers take no dtype)
         kwargs["use_safetensors"] = None if allow_pickle else True
         kwargs["torch_dtype" if module == "diffusers" else "dtype"] = dtype
+        half = {"torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(str(dtype), "fp32")
+        v = resolve_variant(manifest, folders[role].parents[len(Path(manifest.components[role].folder).parts) - 1],
+                            role, _VARIANT["v"], half)
+        if v:
+            kwargs["variant"] = v
     kwargs.update(overrides)
     try:
         return cls.from_pretrained(str(folders[role]), **kwargs)
@@ -201,7 +209,8 @@ def _load_animatediff(stack_dir: Path, manifest: StackManifest, folders: dict[st
     if has_reference:
         ip, enc = manifest.components["ip_adapter"], manifest.components["image_encoder"]
         root = stack_dir / Path(ip.folder).parent
-        weight = next((f for f in ip.weight_files if (folders["ip_adapter"] / f).is_file()), None)
+        names = [n for f in ip.weight_files for n in (f, variant_name(f, "fp16"))]
+        weight = next((f for f in names if (folders["ip_adapter"] / f).is_file()), None)
         if weight is None and allow_pickle:  # check_stack let a pickled sibling through
             weight = next(p.name for p in folders["ip_adapter"].iterdir() if p.suffix in (".bin", ".pt", ".pth"))
         try:
@@ -249,16 +258,27 @@ class _Window:
     steps: int
     strength: float
     guidance: float
+    control_scale: float = 1.0
+    ip_scale: float = REFERENCE_SCALE
+    first: int = 0  # index of the window's first frame in the shot
+
+    @property
+    def where(self) -> str:
+        return f"frames {self.first}-{self.first + len(self.frames) - 1} (shot indices)"
 
 
 def run_video(loaded: LoadedVideoStack, *, mode: str, frames_rgb: np.ndarray, depth: np.ndarray,
               mask: np.ndarray | None, reference_rgb: np.ndarray | None, prompt: str, negative_prompt: str,
               seed: int, steps: int, strength: float, guidance: float, window: int, overlap: int,
               callback: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None) -> np.ndarray:
+              cancel: Callable[[], bool] | None = None, control_scale: float = 1.0,
+              ip_scale: float = REFERENCE_SCALE) -> np.ndarray:
     """Generate ``(T, H, W, 3)`` float32 0..1 frames for ``mode`` (see the module doc) in windows of
     ``window`` frames sharing ``overlap`` frames. ``callback(done, total)`` after every denoising step;
-    ``cancel()`` is asked before every window and after every step and raises :class:`CancelledError`."""
+    ``cancel()`` is asked before every window and after every step and raises :class:`CancelledError`.
+    ``control_scale``: depth control strength (ControlNet / VACE context scale); ``ip_scale``: the
+    reference image's strength (AnimateDiff's IP-Adapter scale; Wan takes a VACE reference image at full
+    weight, so for Wan any ``ip_scale`` > 0 passes the reference and 0 drops it)."""
     _check_inputs(loaded, mode, frames_rgb, depth, mask, reference_rgb, steps, strength, window, overlap)
     n_frames, height, width = frames_rgb.shape[:3]
     size = working_size(height, width, loaded.manifest.resolution_multiple)
@@ -290,7 +310,8 @@ def run_video(loaded: LoadedVideoStack, *, mode: str, frames_rgb: np.ndarray, de
         if cancel is not None and cancel():
             raise CancelledError(f"video generation cancelled before frame {start}")
         job = _Window(mode, frames[start:end], control[start:end], None if mask_w is None else mask_w[start:end],
-                      reference, prompt, negative_prompt, seed, steps, strength, guidance)
+                      reference, prompt, negative_prompt, seed, steps, strength, guidance,
+                      float(control_scale), float(ip_scale), start)
         result = runner(loaded, job, on_step)
         out = crossfade_into(out, result, start)
     assert out is not None
@@ -351,8 +372,11 @@ def _pil_frames(frames: np.ndarray) -> list[Any]:
     return [Image.fromarray(f) for f in to_uint8(frames)]
 
 
-def _step_callback(on_step: Callable[[], None]) -> Callable[..., dict]:
+def _step_callback(on_step: Callable[[], None], loaded: LoadedVideoStack | None = None,
+                   job: "_Window | None" = None) -> Callable[..., dict]:
     def callback_on_step_end(pipe: Any, i: int, t: Any, kwargs: dict) -> dict:
+        if loaded is not None and job is not None:
+            check_finite(kwargs.get("latents"), loaded.manifest.name, loaded.runtime, job.where, i + 1)
         on_step()
         return {}
     return callback_on_step_end
@@ -378,11 +402,13 @@ def _run_wan(loaded: LoadedVideoStack, job: _Window, on_step: Callable[[], None]
     latents = None
     if job.mode == "refine" or (job.mode == "insert" and job.strength < 1.0):
         pipe, latents = _wan_from_plate(pipe, frames, job, generator)
+    reference = job.reference if job.ip_scale > 0 else None
     result = pipe(prompt=job.prompt, negative_prompt=job.negative_prompt, video=_pil_frames(video),
-                  mask=_pil_frames(vace_mask), reference_images=job.reference, height=height, width=width,
+                  mask=_pil_frames(vace_mask), reference_images=reference, conditioning_scale=job.control_scale,
+                  height=height, width=width,
                   num_frames=n_model, num_inference_steps=job.steps, guidance_scale=job.guidance,
                   generator=generator, latents=latents, output_type="np",
-                  callback_on_step_end=_step_callback(on_step))
+                  callback_on_step_end=_step_callback(on_step, loaded, job))
     return np.asarray(result.frames[0][:n], dtype=np.float32)
 
 
@@ -441,13 +467,14 @@ def _run_animatediff(loaded: LoadedVideoStack, job: _Window, on_step: Callable[[
     common: dict[str, Any] = dict(
         prompt=job.prompt, negative_prompt=job.negative_prompt, height=height, width=width,
         num_inference_steps=job.steps, guidance_scale=job.guidance, generator=loaded.runtime.generator(job.seed),
-        conditioning_frames=_pil_frames(job.control), output_type="np",
-        callback_on_step_end=_step_callback(on_step))
+        conditioning_frames=_pil_frames(job.control), controlnet_conditioning_scale=job.control_scale,
+        output_type="np",
+        callback_on_step_end=_step_callback(on_step, loaded, job))
     if loaded.has_reference:  # the IP-Adapter always wants an image: a grey one at scale 0 without reference
         from PIL import Image
 
         pipe = loaded.pipes["element"]
-        pipe.set_ip_adapter_scale(REFERENCE_SCALE if job.reference is not None else 0.0)
+        pipe.set_ip_adapter_scale(job.ip_scale if job.reference is not None else 0.0)
         common["ip_adapter_image"] = (job.reference if job.reference is not None
                                       else Image.new("RGB", (224, 224), (128, 128, 128)))
     if job.mode == "element":
@@ -455,12 +482,13 @@ def _run_animatediff(loaded: LoadedVideoStack, job: _Window, on_step: Callable[[
     else:
         pipe = loaded.pipes["video"]
         if job.mode == "insert":
-            common["callback_on_step_end"] = _latent_blend_callback(pipe, job, on_step)
+            common["callback_on_step_end"] = _latent_blend_callback(pipe, job, on_step, loaded)
         result = pipe(video=_pil_frames(job.frames), strength=job.strength, **common)
     return np.asarray(result.frames[0], dtype=np.float32)
 
 
-def _latent_blend_callback(pipe: Any, job: _Window, on_step: Callable[[], None]) -> Callable[..., dict]:
+def _latent_blend_callback(pipe: Any, job: _Window, on_step: Callable[[], None],
+                           loaded: LoadedVideoStack) -> Callable[..., dict]:
     """After each step, latents outside the mask become the plate's latents noised to the next
     timestep (the plate itself after the last step): the model paints inside the mask only, in context."""
     import torch
@@ -484,6 +512,7 @@ def _latent_blend_callback(pipe: Any, job: _Window, on_step: Callable[[], None])
         else:
             target = plate
         latents = kwargs["latents"]
+        check_finite(latents, loaded.manifest.name, loaded.runtime, job.where, i + 1)
         on_step()
         return {"latents": keep * latents + (1.0 - keep) * target.to(latents.dtype)}
     return callback_on_step_end

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gvfx.engines.diffusion.colour import from_model, to_model
-from gvfx.engines.diffusion.common import FrameResult, Run, model_size, resize, screen_ellipse, video_window
+from gvfx.engines.diffusion.common import FrameResult, Run, model_canvas, resize, screen_ellipse, video_window
 from gvfx.engines.diffusion.matte import KEY_GREY, garbage_matte, key_matte
 
 __all__ = ["run_video_mode"]
@@ -27,7 +27,7 @@ def _run(r: Run, mode: str, frames: np.ndarray, depth: np.ndarray, mask: np.ndar
     p = r.params
     window, overlap = video_window(p, r.stack.manifest)
     h, w = frames.shape[1:3]
-    mw, mh = model_size(w, h, r.long_side, r.stack.manifest.resolution_multiple)
+    mw, mh = model_canvas(r.stack.manifest, r.long_side, (w, h))
     if (mh, mw) != (h, w):
         frames = resize_frames(frames, (mh, mw))
         mask = None if mask is None else resize_frames(mask, (mh, mw))
@@ -37,7 +37,8 @@ def _run(r: Run, mode: str, frames: np.ndarray, depth: np.ndarray, mask: np.ndar
     out = run_video(r.stack, mode=mode, frames_rgb=frames, depth=depth, mask=mask, reference_rgb=r.reference,
                     prompt=p["prompt"], negative_prompt=p["negative_prompt"], seed=int(r.spec.seed),
                     steps=int(p["steps"]), strength=strength, guidance=float(p["guidance"]),
-                    window=window, overlap=overlap,
+                    window=window, overlap=overlap, control_scale=float(p["control_scale"]),
+                    ip_scale=float(p["ip_scale"]),
                     callback=(lambda d, t: r.progress(d, t, f"{mode} step {d}/{t}")) if r.progress else None,
                     cancel=r.cancel)
     return out if (mh, mw) == (h, w) else np.clip(resize_frames(out, (h, w)), 0.0, 1.0)
@@ -51,18 +52,20 @@ def run_video_mode(r: Run) -> None:
 def _element(r: Run) -> None:
     from gvfx.engines.diffusion.element import FILL, proxy_control
 
-    mw, mh = model_size(1, 1, r.long_side, r.stack.manifest.resolution_multiple)
+    mw, mh = model_canvas(r.stack.manifest, r.long_side)  # Wan: its trained 832x480, never square
     d = proxy_control(mw, mh)[..., 0]
     z = np.where(d > 0, 1.0 / np.maximum(d, 1e-6), np.inf).astype(np.float32)
     n = len(r.frames)
     out = _run(r, "element", np.full((n, mh, mw, 3), KEY_GREY, np.float32), np.repeat(z[None], n, 0), None, 1.0)
-    garbage = garbage_matte((mh, mw), (mw / 2, mh / 2), (FILL * mw / 2, FILL * mh / 2))
+    short = min(mw, mh)
+    garbage = garbage_matte((mh, mw), (mw / 2, mh / 2), (FILL * short / 2, FILL * short / 2))
     for i, f in enumerate(r.frames):
         alpha, straight = key_matte(out[i], low=float(r.params["matte_low"]), high=float(r.params["matte_high"]),
                                     garbage=garbage)
         rgba_m = np.concatenate([from_model(straight, r.ctx.colorspace) * alpha[..., None], alpha[..., None]], -1)
         (cx, cy), (rx, ry), zc = screen_ellipse(r.spec, r.ctx, r.anchor, f)
-        cw, ch = max(2.0, 2 * rx / FILL), max(2.0, 2 * ry / FILL)
+        # the element spans FILL of the canvas' short side: the canvas is that many element sizes across
+        cw, ch = max(2.0, 2 * rx / FILL * mw / short), max(2.0, 2 * ry / FILL * mh / short)
         box = (int(round(cx - cw / 2)), int(round(cy - ch / 2)), int(round(cx + cw / 2)), int(round(cy + ch / 2)))
         crop = resize(rgba_m, box[2] - box[0], box[3] - box[1])
         crop[..., 3] = np.clip(crop[..., 3], 0.0, 1.0)

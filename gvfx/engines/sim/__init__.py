@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 _FAMILIES = ("volume", "particles", "insert")
 WORLD_UP = np.array([0.0, 1.0, 0.0])
+#: Effects that emit light: their frames carry an ``emission`` layer (the element's own rgb when the
+#: family gives none) that the match stage turns into light on the plate (gvfx.match.emitted_light).
+EMISSIVE = frozenset({"fire", "explosion", "sparks"})
 
 
 def _family(name: str) -> ModuleType:
@@ -59,15 +62,23 @@ class SimEngine:
         return fams[spec.effect]
 
     def validate(self, spec: ElementSpec, ctx: PlateContext) -> None:
-        self._module(spec)
+        mod = self._module(spec)
         if spec.size_m <= 0:
-            raise InputError(f"elements[{spec.name}].size_m: {spec.size_m} must be positive")
+            raise InputError(f"elements[{spec.name}].size_m: {spec.size_m} must be positive",
+                             hint="give the element's size in metres (for an insert: the object's height)")
         if spec.start_frame is not None and spec.start_frame > ctx.frames[-1]:
             raise InputError(f"elements[{spec.name}].start_frame: {spec.start_frame} is after the plate's last "
                              f"frame {ctx.frames[-1]}")
         if spec.reference is not None and not Path(spec.reference).is_file():
             raise InputError(f"elements[{spec.name}].reference: file not found", path=spec.reference)
         self.anchor(spec, ctx)
+        if hasattr(mod, "validate"):
+            mod.validate(spec, ctx)
+
+    def metadata(self, spec: ElementSpec) -> dict:
+        """Effect-specific EXR metadata (e.g. the insert's proxy kind), empty for most effects."""
+        mod = self._module(spec)
+        return dict(mod.metadata(spec)) if hasattr(mod, "metadata") else {}
 
     def anchor(self, spec: ElementSpec, ctx: PlateContext) -> Anchor:
         """Where the element sits: a world point on the plate's surface with its normal."""
@@ -120,4 +131,9 @@ class SimEngine:
             anchor = Anchor(np.asarray(meta["anchor"]), np.asarray(meta["normal"]), up, spec.size_m)
         else:
             anchor = self.anchor(spec, ctx)
-        return self._module(spec).render(spec, ctx, anchor, frame, cache)
+        ef = self._module(spec).render(spec, ctx, anchor, frame, cache)
+        if ef.emission is None and "emission" in ef.extra:  # the volume renderer's own emitted light
+            ef.emission = np.asarray(ef.extra.pop("emission"), np.float32)[..., :3]
+        if spec.effect in EMISSIVE and ef.emission is None:
+            ef.emission = np.asarray(ef.rgba[..., :3], np.float32).copy()
+        return ef

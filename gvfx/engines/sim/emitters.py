@@ -21,20 +21,23 @@ from gvfx.surface import unproject_depth
 GRAVITY_MPS2 = 9.81
 WEATHER = ("rain", "snow")
 MAX_WEATHER_DISTANCE_M = 40.0
+#: The near layer of rain and snow falls in a box from NEAR_MIN_M to NEAR_BOX_M in front of the camera.
+NEAR_BOX_M = 3.0
+NEAR_MIN_M = 0.5
 
 _PRESETS: dict[str, dict] = {
     "sparks": dict(count=3000, emit_frames=24, speed_mps=4.0, spread_deg=40.0, lifetime_s=1.4,
                    particle_size_m=0.0025, drag=0.25, turbulence_mps=0.2, restitution=0.4, friction=0.3,
-                   intensity=40.0, substeps=4),
+                   intensity=150.0, substeps=4),
     "debris": dict(count=200, emit_frames=0, speed_mps=4.0, spread_deg=50.0, lifetime_s=30.0,
                    particle_size_m=0.04, drag=0.05, turbulence_mps=0.0, restitution=0.3, friction=0.6,
                    intensity=1.0, substeps=4),
     "dust": dict(count=1500, emit_frames=12, speed_mps=1.5, spread_deg=80.0, lifetime_s=4.0,
                  particle_size_m=0.08, drag=3.0, turbulence_mps=0.4, restitution=0.0, friction=0.8,
                  intensity=0.6, substeps=2),
-    "rain": dict(count=2000, emit_frames=0, speed_mps=0.0, spread_deg=3.0, lifetime_s=4.0,
+    "rain": dict(count=4000, emit_frames=0, speed_mps=0.0, spread_deg=3.0, lifetime_s=4.0,
                  particle_size_m=0.0015, drag=1.1, turbulence_mps=0.2, restitution=0.0, friction=1.0,
-                 intensity=0.5, substeps=4),
+                 intensity=1.0, substeps=4),
     "snow": dict(count=1500, emit_frames=0, speed_mps=0.0, spread_deg=10.0, lifetime_s=600.0,
                  particle_size_m=0.012, drag=9.0, turbulence_mps=0.5, restitution=0.0, friction=1.0,
                  intensity=0.9, substeps=2),
@@ -46,6 +49,13 @@ _HELP = {
     "dust": "a soft, faint, slow dust puff dominated by air drag",
     "rain": "fast thin rain streaks over the visible scene, splashing where they hit",
     "snow": "soft flakes drifting with turbulence and settling on surfaces",
+}
+
+
+_INTENSITY_HELP = {
+    "sparks": "emitted radiance at birth (scene-linear; HDR, cools with temperature)",
+    "rain": "light a drop catches, in multiples of the plate's median brightness (its own look)",
+    "snow": "flake brightness (albedo scale)",
 }
 
 
@@ -65,11 +75,19 @@ def _params(effect: str) -> tuple[Param, ...]:
         Param("turbulence_scale_m", float, 1.0, "size of turbulent eddies in metres", 0.01, 100.0),
         Param("restitution", float, d["restitution"], "bounciness on the scene surface (0..1)", 0.0, 1.0),
         Param("friction", float, d["friction"], "sliding friction on the scene surface", 0.0, 1.0),
-        Param("intensity", float, d["intensity"], "brightness (emission for sparks, albedo scale else)", 0.0, 1e4),
+        Param("intensity", float, d["intensity"], _INTENSITY_HELP.get(effect, "brightness (albedo scale)"), 0.0, 1e4),
         Param("substeps", int, d["substeps"], "simulation sub-steps per frame", 1, 16),
     ]
     if effect == "sparks":
         ps.append(Param("temperature_K", float, 4500.0, "temperature at birth (they cool to ~900 K)", 1000.0, 10000.0))
+        ps.append(Param("glow", float, 0.08, "glow around the sparks: added light, fraction of their emission", 0.0, 10.0))
+        ps.append(Param("glow_size", float, 0.006, "glow radius, fraction of the frame width", 0.0, 0.2))
+    if effect in WEATHER:
+        ps.append(Param("near_fraction", float, 0.15, "share of the count falling in a box within "
+                        f"{NEAR_BOX_M:g} m of the camera (defocused foreground)", 0.0, 1.0))
+        ps.append(Param("near_fstop", float, 2.0, "f-stop that defocuses the near layer (0 = sharp)", 0.0, 64.0))
+        ps.append(Param("size_spread", float, 0.35 if effect == "rain" else 0.5,
+                        "log-normal spread (sigma of ln size) of the particle sizes", 0.0, 2.0))
     if effect == "rain":
         ps.append(Param("splash_count", int, 3, "splash droplets per drop hitting a surface", 0, 8))
     if effect == "debris":
@@ -172,6 +190,37 @@ def _weather_volume(ctx, frame: int, anchor: Anchor, size_m: float) -> tuple[np.
     return centre, e1 * half1, e2 * half2, top, float(np.percentile(h, 1))
 
 
+def _near_layer(ctx, start: int, p: dict, up: np.ndarray, v_term: float, drift: np.ndarray, count: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Births, velocities and positions of the near layer: ``near_fraction * count`` particles in the air
+    at once in the camera's view between NEAR_MIN_M and NEAR_BOX_M, each born above the top of the view
+    at the camera position of its birth frame (so a moving camera keeps its foreground rain)."""
+    fps = float(ctx.fps)
+    in_air = max(1, int(round(count * float(p["near_fraction"]))))
+    cam = ctx.camera.camera_at(start)
+    tan_v = 0.5 * cam.vaperture / cam.focal_mm
+    tan_h = 0.5 * cam.haperture_mm / cam.focal_mm
+    drop_m = 2.0 * NEAR_BOX_M * tan_v + 1.0  # the height it falls through the view, plus a margin
+    fall_s = drop_m / max(v_term, 1e-3)
+    span_s = (ctx.frames[-1] - start + 1) / fps + fall_s
+    m = max(1, int(round(in_air * span_s / fall_s)))
+    birth = start - fall_s * fps + np.sort(rng.random(m)) * span_s * fps
+    depth = np.sqrt(rng.uniform(NEAR_MIN_M ** 2, NEAR_BOX_M ** 2, m))  # uniform in the view's volume
+    side = rng.uniform(-1.0, 1.0, m) * (tan_h + 0.1) * depth
+    pos = np.empty((m, 3))
+    for f in np.unique(np.clip(np.floor(birth), ctx.frames[0], ctx.frames[-1])).astype(int):
+        sel = np.clip(np.floor(birth), ctx.frames[0], ctx.frames[-1]).astype(int) == f
+        c2w = ctx.camera.transform(f)
+        eye, fwd = c2w[:3, 3], -c2w[:3, 2]
+        fwd_h = fwd - up * (fwd @ up)
+        fwd_h /= max(np.linalg.norm(fwd_h), 1e-9)
+        right_h = np.cross(fwd_h, up)
+        base = eye + depth[sel, None] * fwd_h + side[sel, None] * right_h
+        pos[sel] = base + up * (depth[sel] * tan_v + 0.5 + rng.uniform(0.0, 0.5, int(sel.sum())))[:, None]
+    vel = np.broadcast_to(drift, (m, 3)) + rng.normal(0, 0.05 * v_term, (m, 3))
+    return birth, vel, pos
+
+
 def emit(effect: str, p: dict, spec, ctx, anchor: Anchor, start: int, rng: np.random.Generator) -> Particles:
     """The whole pool for the shot, with birth frames, launch positions and velocities."""
     fps = float(ctx.fps)
@@ -192,9 +241,18 @@ def emit(effect: str, p: dict, spec, ctx, anchor: Anchor, start: int, rng: np.ra
         pos = (centre + up * top + rng.uniform(-1, 1, (n, 1)) * ax1 + rng.uniform(-1, 1, (n, 1)) * ax2
                - wind * 0.5 * fall_s)  # upwind so the scene is covered
         pos = pos + up * rng.uniform(0, 0.5, (n, 1))
+        near = int(round(n * float(p.get("near_fraction", 0.0))))
+        if near:
+            keep = rng.permutation(n)[: n - near]  # the far layer keeps count * (1 - near_fraction) in the air
+            keep.sort()
+            birth, vel, pos = birth[keep], vel[keep], pos[keep]
+            nb, nv, npos = _near_layer(ctx, start, p, up, v_term, drift, count, rng)
+            birth, vel, pos = np.concatenate([birth, nb]), np.concatenate([vel, nv]), np.concatenate([pos, npos])
+            n = len(birth)
         before = birth < start  # pre-born: advance analytically to the start frame
         pos[before] += vel[before] * ((start - birth[before]) / fps)[:, None]
         birth[before] = start
+        birth[before & (pos @ up < low)] = np.inf  # it would have landed before the start: never born
         life = np.full(n, float(p["lifetime_s"]))
     else:
         n = count
@@ -211,7 +269,11 @@ def emit(effect: str, p: dict, spec, ctx, anchor: Anchor, start: int, rng: np.ra
         offset -= 2.0 * into[:, None] * anchor.normal  # a half-ball on the surface's open side
         pos = np.asarray(anchor.point, np.float64) + anchor.normal * 0.01 * size + offset
         life = float(p["lifetime_s"]) * rng.uniform(0.6, 1.4, n)
-    sizes = float(p["particle_size_m"]) * rng.uniform(0.6, 1.4, n)
+    if effect in WEATHER:  # drop and flake sizes are log-normal (median particle_size_m)
+        spread = float(p.get("size_spread", 0.0))
+        sizes = float(p["particle_size_m"]) * np.exp(np.clip(rng.normal(0.0, 1.0, n), -2.5, 2.5) * spread)
+    else:
+        sizes = float(p["particle_size_m"]) * rng.uniform(0.6, 1.4, n)
     kind = np.zeros(n, np.int8)
     axis = unit_vectors(rng, (n,))
     spin = rng.uniform(2.0, 12.0, n) * (1 if effect == "debris" else 0)

@@ -128,11 +128,13 @@ def march(grids: torch.Tensor, box: VolumeBox, cam: Camera, cam_to_world: np.nda
 
     Returns (H, W) float32 arrays ``alpha``, ``alpha_front`` (alpha of the samples in front of the
     plate surface ``plate_z``, camera Z), ``z_weighted`` (sum of sample weight x camera Z) and
-    ``rgb`` (H, W, 3) premultiplied ACEScg.
+    ``alpha_smoke`` (the part of ``alpha`` due to smoke, not to glowing gas: what absorbs light), and
+    (H, W, 3) ``rgb`` premultiplied ACEScg and ``emission`` (the emitted part of ``rgb``).
     """
     h, w = cam.height, cam.width
-    out = {"rgb": np.zeros((h, w, 3), np.float32), "alpha": np.zeros((h, w), np.float32),
-           "alpha_front": np.zeros((h, w), np.float32), "z_weighted": np.zeros((h, w), np.float32)}
+    out = {"rgb": np.zeros((h, w, 3), np.float32), "emission": np.zeros((h, w, 3), np.float32),
+           "alpha": np.zeros((h, w), np.float32), "alpha_front": np.zeros((h, w), np.float32),
+           "z_weighted": np.zeros((h, w), np.float32), "alpha_smoke": np.zeros((h, w), np.float32)}
     world_to_cam = np.linalg.inv(cam_to_world)
     u0, u1, v0, v1 = _screen_bounds(box, cam, world_to_cam)
     if u1 <= u0 or v1 <= v0:
@@ -162,8 +164,9 @@ def march(grids: torch.Tensor, box: VolumeBox, cam: Camera, cam_to_world: np.nda
     tint = torch.tensor(np.asarray(settings.smoke_tint, dtype=np.float32))
     light = torch.tensor(np.asarray(settings.light_rgb, dtype=np.float32))
     ambient = torch.tensor(np.asarray(settings.ambient_rgb, dtype=np.float32))
-    res = {k: np.zeros(len(idx), np.float32) for k in ("alpha", "alpha_front", "z_weighted")}
+    res = {k: np.zeros(len(idx), np.float32) for k in ("alpha", "alpha_front", "z_weighted", "alpha_smoke")}
     rgb_all = np.zeros((len(idx), 3), np.float32)
+    emis_all = np.zeros((len(idx), 3), np.float32)
     per = max(1, _BATCH_SAMPLES // n_samples)
     for s in range(0, len(idx), per):
         sl = slice(s, s + per)
@@ -193,9 +196,13 @@ def march(grids: torch.Tensor, box: VolumeBox, cam: Camera, cam_to_world: np.nda
         emis = ramp[i0] * (1 - f) + ramp[i0 + 1] * f
         scat = tint * (light * ltr[..., None] + ambient)
         safe = torch.where(sig > 0, sig, torch.ones_like(sig))
-        src = (sig_s / safe)[..., None] * scat + (sig_f / safe)[..., None] * emis
-        rgb_all[sl] = (wgt[..., None] * src).sum(1).numpy()
+        frac_s = sig_s / safe
+        emitted = (wgt * (1.0 - frac_s))[..., None] * emis
+        src = frac_s[..., None] * scat
+        emis_all[sl] = emitted.sum(1).numpy()
+        rgb_all[sl] = (wgt[..., None] * src).sum(1).numpy() + emis_all[sl]
         res["alpha"][sl] = wgt.sum(1).numpy()
+        res["alpha_smoke"][sl] = (wgt * frac_s).sum(1).numpy()
         res["z_weighted"][sl] = (wgt * tz).sum(1).numpy()
         if pz is None:
             res["alpha_front"][sl] = res["alpha"][sl]
@@ -204,6 +211,7 @@ def march(grids: torch.Tensor, box: VolumeBox, cam: Camera, cam_to_world: np.nda
             res["alpha_front"][sl] = (wgt * front).sum(1).numpy()
     rows, cols = idx // (u1 - u0) + v0, idx % (u1 - u0) + u0
     out["rgb"][rows, cols] = rgb_all
+    out["emission"][rows, cols] = emis_all
     for k, val in res.items():
         out[k][rows, cols] = val
     return out

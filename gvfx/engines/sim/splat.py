@@ -68,7 +68,10 @@ def streaks(uv: np.ndarray, z: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, r
     seg_ok = ok[:-1] & ok[1:]  # (S-1, N)
     seg_len = np.linalg.norm(uv[1:] - uv[:-1], axis=-1)
     seg_len = np.where(seg_ok, seg_len, 0.0)
-    steps = np.where(seg_ok, np.clip(np.ceil(seg_len * STREAK_DENSITY), 1, MAX_STREAK_POINTS), 0).astype(np.intp)
+    # sub-points 1/STREAK_DENSITY px apart, or 3/4 of a footprint radius for wide (defocused) splats
+    spacing = np.maximum(1.0, 0.75 * np.asarray(radius_px, np.float64)[:-1])
+    steps = np.where(seg_ok, np.clip(np.ceil(seg_len * STREAK_DENSITY / spacing), 1, MAX_STREAK_POINTS),
+                     0).astype(np.intp)
     # Time weight of each segment: the shutter is split evenly between the S-1 intervals; a particle
     # alive over only part of the shutter is drawn only there (its alpha fades with the fraction).
     share = 1.0 / (s_count - 1)
@@ -100,6 +103,9 @@ def rasterize(splats: Splats, width: int, height: int, *, emissive: bool = False
     Colours are combined order-independently: alpha = 1 - exp(-sum a), colour = coverage-weighted mean
     (or, with ``emissive``, the plain sum of a * rgb: light adds up).
     """
+    live = np.asarray(splats.alpha) > 0  # transparent splats add nothing
+    if not live.all():
+        splats = _take(splats, np.flatnonzero(live))
     n = len(splats.z)
     rgba = np.zeros((height, width, 4), np.float32)
     zbuf = np.full((height, width), np.inf, np.float32)
@@ -168,3 +174,28 @@ def rasterize(splats: Splats, width: int, height: int, *, emissive: bool = False
     rgba[..., 3] = alpha.reshape(height, width)
     zbuf[rgba[..., 3] <= 0] = np.inf
     return rgba, zbuf
+
+
+def glow(rgba: np.ndarray, z: np.ndarray, strength: float, size_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Add a glow to an emissive render: ``strength`` times its light spread by two gaussians
+    (``size_px`` and 3 ``size_px`` sigma, 60/40), added to rgb with no alpha (glow is light, it hides
+    nothing). Z spreads to the glowing pixels (nearest emitter within the glow's reach) so the glow is
+    held out like the emitter. Returns new (rgba, z)."""
+    from scipy import ndimage
+
+    if strength <= 0 or size_px <= 0:
+        return rgba, z
+    rgb = rgba[..., :3].astype(np.float32)
+    g = np.empty_like(rgb)
+    for c in range(3):
+        near = ndimage.gaussian_filter(rgb[..., c], size_px, mode="constant", truncate=3.0)
+        far = ndimage.gaussian_filter(near, np.sqrt(8.0) * size_px, mode="constant", truncate=3.0)
+        g[..., c] = 0.6 * near + 0.4 * far
+    out = rgba.copy()
+    out[..., :3] += np.float32(strength) * g
+    reach = int(np.ceil(9.0 * size_px))
+    if np.isfinite(z).any():
+        zs = ndimage.minimum_filter(z, size=2 * min(reach, 64) + 1, mode="nearest")
+        lit = (g.max(axis=-1) > 0) & ~np.isfinite(z)
+        z = np.where(lit, zs, z).astype(np.float32)
+    return out, z

@@ -14,23 +14,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gvfx.engines.base import EffectInfo, ElementFrame, ElementSpec, Param, PlateContext, ProgressFn
 from gvfx.engines.sim.common import Anchor, SimCache, light_direction, resolved_params, sim_frames
-from gvfx.engines.sim.fluid import FluidParams, FluidSim, cell_to_face, torch_threads
+from gvfx.engines.sim.fluid import FluidParams, FluidSim, torch_threads
 from gvfx.engines.sim.look import Look, default_look, fit_look, load_reference_rgb
 from gvfx.engines.sim.raymarch import MarchSettings, VolumeBox, light_transmittance, march
+from gvfx.engines.sim.volume_sources import ExplosionSource, FireSource
 from gvfx.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-#: Box proportions (x, y, z) in units of ``size_m``.
-_BOX = {"smoke": (1.0, 2.0, 1.0), "fire": (1.0, 2.0, 1.0), "explosion": (2.0, 2.0, 2.0)}
+#: Box proportions (x, y, z) in units of ``size_m``: tall enough that the smoke thins away (edge fade)
+#: before the top instead of being cut by it; the explosion's leaves room for the soot to rise.
+_BOX = {"smoke": (1.5, 4.0, 1.5), "fire": (1.0, 3.0, 1.0), "explosion": (2.4, 3.2, 2.4)}
 
 
 def _common_params(res: int, buoy: float, vort: float, diss: float, cool: float, dens: float,
-                   emis: float, preroll: int) -> tuple[Param, ...]:
+                   emis: float, preroll: int, opacity: float = 6.0) -> tuple[Param, ...]:
     return (
         Param("resolution", int, res, "voxels along the box's longest axis", 8, 256),
         Param("substeps", int, 2, "solver steps per frame", 1, 16),
@@ -41,8 +42,8 @@ def _common_params(res: int, buoy: float, vort: float, diss: float, cool: float,
         Param("cooling", float, cool, "temperature decay (1/s)", 0.0, 20.0),
         Param("wind", tuple, (0.0, 0.0, 0.0), "wind velocity, world m/s (x, y, z)"),
         Param("density_scale", float, dens, "smoke extinction per unit density per metre", 0.0, 1000.0),
-        Param("emission_scale", float, emis, "exposure of the flame emission (linear)", 0.0, 1000.0),
-        Param("flame_opacity", float, 6.0, "extinction of hot gas per metre (alpha of flames)", 0.0, 1000.0),
+        Param("emission_scale", float, emis, "exposure of the flame emission (linear; >1 = HDR core)", 0.0, 1000.0),
+        Param("flame_opacity", float, opacity, "extinction of hot gas per metre (alpha of flames)", 0.0, 1000.0),
         Param("light_dir", tuple, (-0.45, 0.8, 0.4), "world direction towards the key light"),
         Param("light_intensity", float, 1.0, "key light radiance on the smoke", 0.0, 100.0),
         Param("ambient", float, 0.25, "ambient light on the smoke", 0.0, 100.0),
@@ -51,18 +52,27 @@ def _common_params(res: int, buoy: float, vort: float, diss: float, cool: float,
     )
 
 
+_PUFF = (Param("puff_hz", float, 0.0, "puffing frequency in Hz (0 = 1.5/sqrt(D), D the base diameter)", 0.0, 50.0),
+         Param("puff_amplitude", float, 0.6, "puffing swing of the fuel/smoke flow (0..1)", 0.0, 1.0),
+         Param("puff_pinch", float, 1.0, "strength of the base's necking (flamelet detachment)", 0.0, 10.0))
+
 EFFECTS: dict[str, EffectInfo] = {
     "smoke": EffectInfo("smoke", "a rising smoke plume from the anchor",
-                        _common_params(56, 4.0, 3.0, 0.1, 0.5, 6.0, 0.0, 24)),
+                        _common_params(72, 8.0, 4.0, 0.1, 0.3, 6.0, 0.0, 24) + _PUFF[1:2]),
     "fire": EffectInfo("fire", "licking flames rising from the anchor, with smoke above",
-                       _common_params(48, 6.0, 5.0, 0.2, 2.2, 8.0, 4.0, 24)
-                       + (Param("soot", float, 0.8, "smoke density made per unit of fuel burnt", 0.0, 10.0),)),
+                       _common_params(96, 6.0, 5.0, 0.2, 2.2, 8.0, 12.0, 24)
+                       + (Param("soot", float, 0.8, "smoke density made per unit of fuel burnt", 0.0, 10.0),)
+                       + _PUFF),
     "explosion": EffectInfo("explosion", "a fireball bursting from the anchor at the start frame",
-                            _common_params(48, 3.0, 4.0, 0.1, 2.5, 10.0, 3.0, 0)
-                            + (Param("expansion", float, 40.0, "divergence of the blast pulse (1/s)", 0.0, 500.0),
-                               Param("pulse_s", float, 0.12, "duration of the blast pulse (s)", 0.0, 2.0),
+                            _common_params(72, 3.0, 4.0, 0.1, 1.2, 10.0, 10.0, 0, 10.0)
+                            + (Param("fireball_radius", float, 0.8, "final fireball radius, fraction of size_m", 0.05, 1.2),
+                               Param("growth_s", float, 0.5, "time the fireball grows (R ~ t^0.4) before it stalls (s)",
+                                     0.01, 10.0),
                                Param("soot", float, 0.6, "smoke density made per unit of fuel burnt", 0.0, 10.0))),
 }
+
+#: Effects whose element emits light: their own cast shadow vanishes where they emit.
+EMISSIVE = frozenset({"fire", "explosion"})
 
 
 def grid_layout(effect: str, anchor: Anchor, resolution: int) -> VolumeBox:
@@ -78,27 +88,6 @@ def grid_layout(effect: str, anchor: Anchor, resolution: int) -> VolumeBox:
     return VolumeBox(box_min, voxel, shape)
 
 
-def _source_mask(sim: FluidSim, box: VolumeBox, centre_vox: np.ndarray, radius_vox: float,
-                 height_vox: float | None) -> torch.Tensor:
-    """A disc on the floor (``height_vox`` thick) or a ball (``height_vox`` None), soft-edged, 0..1."""
-    nx, ny, nz = sim.shape
-    axes = [torch.arange(n, dtype=torch.float32) + 0.5 for n in (nx, ny, nz)]
-    x, y, z = torch.meshgrid(*axes, indexing="ij")
-    cx, cy, cz = (float(c) for c in centre_vox)
-    if height_vox is None:
-        r = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
-        return torch.clamp(radius_vox - r + 0.5, 0.0, 1.0)
-    r = torch.sqrt((x - cx) ** 2 + (z - cz) ** 2)
-    return torch.clamp(radius_vox - r + 0.5, 0.0, 1.0) * (y < height_vox).float()
-
-
-def _noise(gen: torch.Generator, shape: tuple[int, int, int], cells: int = 4) -> torch.Tensor:
-    """Smooth 0..1 value noise (one random value per ``cells`` voxels, trilinear) from ``gen``."""
-    coarse = [max(2, n // cells + 1) for n in shape]
-    r = torch.rand((1, 1, *coarse), generator=gen)
-    return F.interpolate(r, size=shape, mode="trilinear", align_corners=True)[0, 0]
-
-
 def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCache,
              progress: ProgressFn | None = None, device: str = "cpu") -> None:
     """Simulate ``spec.effect`` from the start frame to the last plate frame, writing per frame
@@ -111,34 +100,32 @@ def simulate(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, cache: SimCac
     box = grid_layout(spec.effect, anchor, int(prm["resolution"]))
     fp = FluidParams(buoyancy=float(prm["buoyancy"]), vorticity=float(prm["vorticity"]),
                      density_dissipation=float(prm["dissipation"]), cooling=float(prm["cooling"]),
-                     wind_mps=tuple(float(x) for x in prm["wind"]), burn_soot=float(prm.get("soot", 0.35)))
+                     wind_mps=tuple(float(x) for x in prm["wind"]), burn_soot=float(prm.get("soot", 0.35)),
+                     weight=0.1 if spec.effect == "explosion" else 0.5)
     sim = FluidSim(box.shape, box.voxel_m, fp, device=device)
     gen = torch.Generator(device="cpu").manual_seed(int(spec.seed))
     substeps = int(prm["substeps"])
     dt = 1.0 / (ctx.fps * substeps)
-    radius_vox = float(prm["source_radius"]) * anchor.size_m / box.voxel_m
-    centre = np.array([box.shape[0] / 2, 0.0, box.shape[2] / 2])
     if spec.effect == "explosion":
-        centre[1] = radius_vox * 1.1
-        mask = _source_mask(sim, box, centre, radius_vox, None).to(sim.device)
+        radius_vox = float(prm["fireball_radius"]) * anchor.size_m / box.voxel_m
+        centre = (box.shape[0] / 2, min(radius_vox * 1.05, box.shape[1] / 2), box.shape[2] / 2)
+        source = ExplosionSource(sim, centre, radius_vox, prm, gen, dt)
     else:
-        mask = _source_mask(sim, box, centre, radius_vox, max(2.0, 0.06 * box.shape[1])).to(sim.device)
-    inflow = 0.6 * anchor.size_m  # m/s upward at the emitter
+        radius_vox = float(prm["source_radius"]) * anchor.size_m / box.voxel_m
+        source = FireSource(sim, radius_vox, 0.6 * anchor.size_m, prm, spec.effect == "smoke", gen)
     preroll = 0 if spec.effect == "explosion" else int(prm["preroll_frames"])
     with torch_threads(int(np.prod(box.shape))):
-        _run(spec, sim, box, frames, preroll, substeps, dt, gen, mask, inflow, prm, cache, progress)
+        _run(spec, sim, box, frames, preroll, substeps, dt, source, cache, progress)
     log.info("%s: simulated %d frames on %s grid (%d CG iterations last step)", spec.name, len(frames),
              box.shape, sim.last_cg_iterations)
 
 
 def _run(spec: ElementSpec, sim: FluidSim, box: VolumeBox, frames: list[int], preroll: int, substeps: int,
-         dt: float, gen: torch.Generator, mask: torch.Tensor, inflow: float, prm: dict, cache: SimCache,
-         progress: ProgressFn | None) -> None:
+         dt: float, source: FireSource | ExplosionSource, cache: SimCache, progress: ProgressFn | None) -> None:
     """The frame loop of ``simulate``: pre-roll, then one cache entry per frame."""
     for n in range(preroll + len(frames)):
         for _ in range(substeps):
-            noise = _noise(gen, box.shape).to(sim.device)
-            _emit(spec.effect, sim, mask, noise, inflow, prm, gen)
+            source.emit(sim, dt)
             sim.step(dt)
         if n >= preroll:
             frame = frames[n - preroll]
@@ -148,39 +135,6 @@ def _run(spec: ElementSpec, sim: FluidSim, box: VolumeBox, frames: list[int], pr
                         shape=np.asarray(box.shape, np.int64))
             if progress is not None:
                 progress(n - preroll + 1, len(frames), f"{spec.name}: simulated frame {frame}")
-
-
-def _emit(effect: str, sim: FluidSim, mask: torch.Tensor, noise: torch.Tensor, inflow: float, prm: dict,
-          gen: torch.Generator) -> None:
-    """Inject this step's source: fuel/heat/smoke and upward inflow, or the explosion's pulse."""
-    # horizontal gusts where it is hot (licking flames, a ragged fireball)
-    turb = float(prm["turbulence"]) * inflow
-    heat = torch.clamp(sim.temperature, 0.0, 1.0)
-    gx = _noise(gen, sim.shape, 3).to(sim.device) - 0.5
-    gz = _noise(gen, sim.shape, 3).to(sim.device) - 0.5
-    sim.u = sim.u + cell_to_face(turb * heat * gx, 0)
-    sim.w = sim.w + cell_to_face(turb * heat * gz, 2)
-    if effect == "explosion":
-        if sim.time_s < float(prm["pulse_s"]):
-            lumpy = mask * torch.clamp(2.0 * noise - 0.2, 0.0, 1.0)  # a ragged, not spherical, blast
-            sim.expansion = lumpy * float(prm["expansion"])
-            sim.fuel = torch.maximum(sim.fuel, lumpy * 1.5)
-            sim.temperature = torch.maximum(sim.temperature, lumpy * 0.8)
-            sim.density = torch.maximum(sim.density, lumpy * 0.4)
-        else:
-            sim.expansion = torch.zeros_like(sim.expansion)
-        return
-    # a ~3.5 Hz puffing of the inflow (flame flicker)
-    inflow = inflow * (0.75 + 0.35 * math.sin(2 * math.pi * 3.5 * sim.time_s))
-    flick = mask * (0.3 + 1.2 * noise ** 2)
-    if effect == "fire":
-        sim.fuel = torch.maximum(sim.fuel, 0.8 * flick)
-        sim.temperature = torch.maximum(sim.temperature, 0.45 * flick)
-    else:
-        sim.density = torch.maximum(sim.density, 0.5 * flick)
-        sim.temperature = torch.maximum(sim.temperature, 0.6 * flick)  # warm: smoke rises by heat
-    target = cell_to_face(flick * inflow, 1)
-    sim.v = torch.where(target > sim.v, target, sim.v)
 
 
 def _look(spec: ElementSpec) -> Look:
@@ -281,8 +235,8 @@ def _render(spec: ElementSpec, ctx: PlateContext, frame: int, cache: SimCache, f
     times = [float(frame)] if n == 1 else [frame + spec.shutter_frames * (i / (n - 1) - 0.5) for i in range(n)]
     plate_z = np.asarray(ctx.depth(frame), dtype=np.float32)
     h, w = ctx.height, ctx.width
-    acc = {"rgb": np.zeros((h, w, 3)), "alpha": np.zeros((h, w)), "alpha_front": np.zeros((h, w)),
-           "z_weighted": np.zeros((h, w))}
+    acc = {"rgb": np.zeros((h, w, 3)), "emission": np.zeros((h, w, 3)), "alpha": np.zeros((h, w)),
+           "alpha_front": np.zeros((h, w)), "z_weighted": np.zeros((h, w)), "alpha_smoke": np.zeros((h, w))}
     for t in times:
         tc = min(max(t, frames[0]), frames[-1])
         f0 = int(math.floor(tc))
@@ -312,7 +266,13 @@ def _render(spec: ElementSpec, ctx: PlateContext, frame: int, cache: SimCache, f
     rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
     motion = np.zeros((h, w, 2), np.float32)
     motion[alpha > 0] = _centre_motion(ctx, frame, frames, cached)
-    return ElementFrame(rgba, z, np.clip(holdout, 0.0, 1.0).astype(np.float32), {"motion": motion})
+    extra = {"motion": motion}
+    if spec.effect in EMISSIVE:
+        # what the element emits (for the compositor to add), and the alpha it casts a shadow with:
+        # only its smoke absorbs light; where it glows it lights the ground instead of darkening it
+        extra["emission"] = (acc["emission"] / len(times)).astype(np.float32)
+        extra["shadow_alpha"] = np.clip(acc["alpha_smoke"] / len(times), 0.0, 1.0).astype(np.float32)
+    return ElementFrame(rgba, z, np.clip(holdout, 0.0, 1.0).astype(np.float32), extra)
 
 
 def _centre_motion(ctx: PlateContext, frame: int, frames: list[int], cached) -> np.ndarray:

@@ -28,9 +28,11 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLAS
 def register() -> None:
     _register_classes()
     bpy.types.Scene.gvfx = bpy.props.PointerProperty(type=props.GVFX_Settings)
+    operators.add_handlers()
 
 
 def unregister() -> None:
+    operators.remove_handlers()
     operators.shutdown_workers()
     del bpy.types.Scene.gvfx
     _unregister_classes()

@@ -10,7 +10,7 @@ Per element (``el = (rgba + lightwrap + grain) * (1 - holdout)``, alpha without 
 
     Combined --Mix Add-- lightwrap --Mix Add-- grain --Set Alpha (Replace, element Alpha)--
         --Set Alpha (Apply Mask, 1 - holdout)--> el
-    plate --Mix Multiply (1 - shadow_1)-- ... --> bg          (colour only)
+    plate --Mix Multiply (1 - shadow_1)-- ... --Mix Add-- platelight_1 ... --> bg   (colour only)
     el_1 + el_2 ... (colour Mix Add, alpha Math Add, Set Alpha Replace) --> fg
     Alpha Over (Background = bg, Foreground = fg, Straight Alpha off) --> output
 """
@@ -195,6 +195,7 @@ def build_comp(scene, plate: Layered, elements: list[Layered]):
     plate_node = b.image(plate.image, plate.first, plate.last, "plate", -1400, 400)
     bg = _out(plate_node, "Image", "Combined")
     el_outs = []  # (rgba socket, alpha socket)
+    lights = []  # (element name, platelight socket): added to bg after every shadow
     for i, el in enumerate(elements):
         y = -300 * i
         x0 = -1400
@@ -232,12 +233,20 @@ def build_comp(scene, plate: Layered, elements: list[Layered]):
             b.link(bg, a)
             b.link(inv.outputs[0], bb)
             bg = res
+        light = _out(img, "platelight")
+        if light is not None:
+            lights.append((el.name, light))
         el_alpha = None
         if len(elements) > 1:  # the sum needs each element's alpha
             sep = b.node("CompositorNodeSeparateColor", f"{el.name} split", x0 + 1050, y - 350)
             b.link(el_out, sep.inputs[0])
             el_alpha = sep.outputs["Alpha"]
         el_outs.append((el_out, el_alpha))
+    for k, (name, light) in enumerate(lights):
+        _, a, bb, res = b.mix("ADD", f"{name} +platelight", -600, 500 + 60 * k)
+        b.link(bg, a)
+        b.link(light, bb)
+        bg = res
     fg = None
     if el_outs:
         fg, fg_alpha = el_outs[0]

@@ -27,11 +27,50 @@ def active_session():
 
 
 def shutdown_workers() -> None:
-    global _ACTIVE
-    if _ACTIVE is not None:
-        _ACTIVE.cancel()
-        _ACTIVE = None
+    stop_active()
     session.shutdown_all()
+
+
+def stop_active() -> "session.JobSession | None":
+    """Cancel the running job (if any) and forget it: the operator's ``cancel()``, File > Open, Revert.
+
+    The worker is asked to cancel; the job's files are left as a cancelled version. Returns the session."""
+    global _ACTIVE
+    sess, _ACTIVE = _ACTIVE, None
+    if sess is not None and not sess.finished:
+        sess.cancel()
+    return sess
+
+
+@bpy.app.handlers.persistent
+def on_load_pre(*_args) -> None:
+    """File > Open / Revert: the scene the job was for goes away, so the job stops with it."""
+    if stop_active() is not None:
+        print("gvfx: a new file is loading: the running job was cancelled")
+
+
+@bpy.app.handlers.persistent
+def on_load_post(*_args) -> None:
+    """A file saved while a job ran opens with no job running: clear its stale "running" flags."""
+    for scene in bpy.data.scenes:
+        s = getattr(scene, "gvfx", None)
+        if s is not None and s.running:
+            s.running, s.progress = False, 0.0
+
+
+HANDLERS = ((bpy.app.handlers.load_pre, on_load_pre), (bpy.app.handlers.load_post, on_load_post))
+
+
+def add_handlers() -> None:
+    for where, fn in HANDLERS:
+        if fn not in where:
+            where.append(fn)
+
+
+def remove_handlers() -> None:
+    for where, fn in HANDLERS:
+        while fn in where:
+            where.remove(fn)
 
 
 def _prefs(context):
@@ -259,13 +298,29 @@ class GVFX_OT_generate(bpy.types.Operator):
             return {"PASS_THROUGH"}
         sess = tick(context)
         if sess is None or sess.finished:
-            wm = context.window_manager
-            wm.event_timer_remove(self._timer)
-            wm.progress_end()
-            if getattr(context, "workspace", None) is not None:
-                context.workspace.status_text_set(None)
+            self._end_modal(context)
             return _report_end(self, sess) if sess is not None else {"CANCELLED"}
         return {"PASS_THROUGH"}
+
+    def _end_modal(self, context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        try:
+            wm.progress_end()
+        except (AttributeError, RuntimeError):
+            pass
+        if getattr(context, "workspace", None) is not None:
+            context.workspace.status_text_set(None)
+
+    def cancel(self, context) -> None:
+        """Blender ends the modal operator (File > Open, window closed): remove the timer, stop the job."""
+        self._end_modal(context)
+        sess = stop_active()
+        if sess is not None and context.scene is not None and getattr(context.scene, "gvfx", None) is not None:
+            context.scene.gvfx.running = False
+            _set_status(context, "gvfx: cancelled (Blender ended the Generate operator)")
 
 
 class GVFX_OT_cancel(bpy.types.Operator):

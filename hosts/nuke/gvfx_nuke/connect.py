@@ -41,8 +41,9 @@ def import_gvfx(module: str = "gvfx.client"):
     path when needed; ImportError with the fix when gvfx cannot be found."""
     try:
         return importlib.import_module(module)
-    except ImportError:
-        pass
+    except ImportError as exc:
+        if not _gvfx_missing(exc):
+            raise  # gvfx is there but needs something else (e.g. a Qt binding): say that, not "not found"
     for home in gvfx_home_candidates():
         if (home / "gvfx" / "client.py").is_file():
             if str(home) not in sys.path:
@@ -50,9 +51,17 @@ def import_gvfx(module: str = "gvfx.client"):
             sys.modules.pop("gvfx", None)
             try:
                 return importlib.import_module(module)
-            except ImportError:
+            except ImportError as exc:
+                if not _gvfx_missing(exc):
+                    raise
                 continue
     raise ImportError(FIX)
+
+
+def _gvfx_missing(exc: ImportError) -> bool:
+    """True when the import failed because gvfx itself (not one of its dependencies) is missing."""
+    name = getattr(exc, "name", None) or ""
+    return type(exc) in (ImportError, ModuleNotFoundError) and (name == "gvfx" or name.startswith("gvfx."))
 
 
 def worker_argv() -> list[str]:

@@ -52,8 +52,17 @@ def _report(node, exc: Exception) -> None:
 
 # ---------------------------------------------------------------- inputs
 
+def knob_value(knob):
+    """A knob's value; array knobs (XYZ, Color...) as a list read by index, since ``value()`` returns one
+    float when all components are equal (Foundry, nuke.Array_Knob)."""
+    size = knob.arraySize() if hasattr(knob, "arraySize") else 1
+    if size > 1:
+        return [knob.value(i) for i in range(size)]
+    return knob.value()
+
+
 def gather_knobs(node) -> dict:
-    return {name: knob.value() for name, knob in node.knobs().items()}
+    return {name: knob_value(knob) for name, knob in node.knobs().items()}
 
 
 def _input(node, kind: str, name: str):
@@ -87,13 +96,26 @@ def _mask_samples(mask, width: int, height: int, frame: int) -> list:
     return out
 
 
+def _working_space(root) -> str:
+    """Root's working space, an OCIO role resolved through the script's own OCIO config."""
+    from gvfx_nuke.colorspace import resolve_working_space
+
+    def knob(name: str) -> str:
+        k = root.knob(name)
+        return str(k.value()) if k is not None else ""
+
+    ws = knob("workingSpaceLUT") or "linear"
+    return resolve_working_space(ws, color_management=knob("colorManagement"), ocio_config=knob("OCIO_config"),
+                                 config_path=knob("customOCIOConfigPath"))
+
+
 def input_context(node, kind: str, knobs: dict) -> tuple[J.InputContext, tuple[int, int], J.ShotPaths]:
     """What the node's inputs and the script say, validated; no files are written yet."""
     plate = _input(node, kind, "plate")
     if plate is None:
         raise P.KnobError("plate", "connect a plate to input 0 (plate)")
     root = nuke.root()
-    ws = root["workingSpaceLUT"].value() if root.knob("workingSpaceLUT") is not None else "linear"
+    ws = _working_space(root)
     rng = (int(plate.firstFrame()), int(plate.lastFrame()))
     frames = J.resolve_frame_range(knobs.get("frame_range", "input"), knobs.get("first"), knobs.get("last"), rng)
     width, height = int(plate.width()), int(plate.height())
@@ -293,7 +315,8 @@ def _match_versions(paths: J.ShotPaths) -> dict:
     names = sorted((p.name for p in root.iterdir() if re.fullmatch(r"v\d{3,}", p.name)), key=lambda n: int(n[1:])) \
         if root.is_dir() else []
     vs = [{"version": n, "status": "complete" if (root / n / "done").exists() else "partial",
-           "pattern": str(root / n / "element.####.exr"), "frames": _match_frames(root / n)} for n in names]
+           "pattern": str(root / n / "element.####.exr"), "comp_pattern": str(root / n / "comp.####.exr"),
+           "frames": _match_frames(root / n)} for n in names]
     return {"elements": {"match": {"kind": "element", "current": names[-1] if names else None, "versions": vs}}}
 
 
@@ -350,8 +373,7 @@ def _match_done(run: Run, out_dir: Path, stdout: str) -> None:
     est = J.parse_match_estimates(stdout)
     node["estimates"].setValue(J.format_estimates(est))
     (out_dir / "estimates.json").write_text(json.dumps(est, indent=1))
-    refresh_versions(node, select=out_dir.name)
-    N.set_read(node, str(out_dir / "element.####.exr"), list(run.frames))
+    refresh_versions(node, select=out_dir.name)  # shows the version's comp (or element: the "show" knob)
     node["status"].setValue(f"{out_dir.name} done")
 
 

@@ -24,7 +24,7 @@ DEPTH_CONVENTIONS = ("z", "distance", "inverse_z", "normalized")
 OUTPUTS = ("element", "comp")
 
 #: Nuke's (non-OCIO and nuke-default) names for scene-linear spaces -> gvfx/OCIO names
-_COLORSPACE_ALIASES = {"linear": "lin_rec709", "scene_linear": "ACEScg", "acescg": "ACEScg",
+_COLORSPACE_ALIASES = {"linear": "lin_rec709", "acescg": "ACEScg", "aces - acescg (ap1)": "ACEScg",
                        "aces - acescg": "ACEScg", "acescg (ap1)": "ACEScg", "lin_ap1": "ACEScg",
                        "linear rec.709 (srgb)": "Linear Rec.709 (sRGB)", "lin_srgb": "lin_srgb",
                        "lin_rec709": "lin_rec709", "utility - linear - srgb": "lin_rec709"}
@@ -139,6 +139,11 @@ def colorspace_for_job(working_space: str) -> str:
     if not name:
         return "ACEScg"
     key = name.lower()
+    from gvfx_nuke.colorspace import ROLES
+
+    if key in ROLES:  # roles mean what the script's config says: resolve them first (gvfx_nuke.colorspace)
+        raise KnobError("colorspace", f"the working space {name!r} is an OCIO role: resolve it through the "
+                                      "script's OCIO config first")
     if key in _COLORSPACE_ALIASES:
         return _COLORSPACE_ALIASES[key]
     if "lin" not in key and any(t in key for t in _NOT_LINEAR):

@@ -8,18 +8,30 @@ _installed = False
 
 
 def _call(module: str, func: str):
-    """A menu command that imports lazily and shows a failed import as a message with the fix."""
+    """A menu command that imports lazily; a failure (an import, a missing Qt binding) is a message."""
     def run():
         import importlib
 
         try:
             mod = importlib.import_module(f"gvfx_nuke.{module}")
+            return getattr(mod, func)()
         except ImportError as exc:
             nuke.message(f"GVFX could not load: {exc}")
             return None
-        return getattr(mod, func)()
+        except Exception as exc:  # noqa: BLE001 - a menu entry shows one line, never a traceback
+            nuke.message(f"GVFX: {exc}")
+            return None
+
     run.__name__ = f"gvfx_{func}"
     return run
+
+
+def _optional(what: str, fn) -> None:
+    """Run one optional part of start-up; a failure is one line in the terminal, never an exception."""
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - Nuke's start-up must go on whatever this part does
+        print(f"GVFX: {what} not available: {type(exc).__name__}: {exc}")
 
 
 ENTRIES = (("GVFX Element", "nodes", "create_element"), ("GVFX Insert", "nodes", "create_insert"),
@@ -44,4 +56,10 @@ def build() -> None:
         toolbar.addCommand(label, _call(module, func))
     menu.addSeparator()
     menu.addCommand("gvfx panel", _call("panel", "show"))
-    _call("panel", "register")()
+
+    def register_panel():
+        from gvfx_nuke import panel
+
+        panel.register()
+
+    _optional("the gvfx panel", register_panel)

@@ -48,9 +48,14 @@ def _add(node, knob) -> None:
 
 
 def create(kind: str, params: dict | None = None):
-    """Create a GVFX node of ``kind`` (element / insert / match) with its inputs, knobs and Read."""
+    """Create a GVFX node of ``kind`` (element / insert / match) with its inputs, knobs and Read.
+
+    ``nuke.createNode`` (as a toolbar command must: it connects input 0 -- the plate -- to the selected
+    node, places the node and runs knob defaults, which ``nuke.nodes.Group()`` does not); the nodes inside
+    the group are wired explicitly."""
     params = params or P.load_params()
-    node = nuke.nodes.Group(name=TITLES[kind])
+    node = nuke.createNode("Group", inpanel=False)
+    node.setName(TITLES[kind])
     node.begin()
     try:
         for i, name in enumerate(INPUTS[kind]):
@@ -95,8 +100,10 @@ def create(kind: str, params: dict | None = None):
     _add(node, nuke.Enumeration_Knob("depth_convention", "depth convention", list(J.DEPTH_CONVENTIONS)))
     _add(node, nuke.Double_Knob("focal_mm", "lens (mm, no camera)"))
     _add(node, nuke.File_Knob("output_dir", "output folder"))
-    if kind != J.MATCH:
-        _add(node, nuke.Enumeration_Knob("output", "show", list(J.OUTPUTS)))
+    show = nuke.Enumeration_Knob("output", "show", list(J.OUTPUTS))
+    if kind == J.MATCH:  # the Match node shows its comp (docs/nuke.md); "element" shows the matched layer
+        show.setValue("comp")
+    _add(node, show)
     _add(node, nuke.Enumeration_Knob("version", "version", ["(none)"]))
     for name, label, func in (("generate", "Generate", "generate"), ("cancel", "Cancel", "cancel"),
                               ("refresh", "Refresh versions", "refresh_versions"),
@@ -195,6 +202,13 @@ def show_version(node) -> None:
     label = node["version"].value()
     version = label.split()[0] if label and label != "(none)" else None
     which = node["output"].value() if node.knob("output") is not None else "element"
+    if kind_of(node) == J.MATCH:  # a match version holds both element.####.exr and comp.####.exr
+        v = model.find_version(data, name, version)
+        pattern = (v or {}).get("comp_pattern" if which == "comp" else "pattern")
+        if v is None or not pattern:
+            return
+        set_read(node, pattern, v.get("frames"))
+        return
     v = model.find_version(data, "comp" if which == "comp" else name, version if which != "comp" else
                            model.current_version(data, "comp"))
     if v is None or not v.get("pattern"):
@@ -207,9 +221,9 @@ def set_read(node, pattern: str, frames) -> None:
 
     model = import_gvfx("gvfx.ui.model")
     read = read_node(node)
-    read["file"].setValue(model.nuke_pattern(pattern))
-    if frames:
-        for k, v in (("first", frames[0]), ("last", frames[1]), ("origfirst", frames[0]), ("origlast", frames[1])):
-            read[k].setValue(int(v))
+    # fromUserText sets file, frame range and format together; setValue would keep the old range and
+    # format (Foundry, nuke.File_Knob.fromUserText)
+    text = model.nuke_pattern(pattern)
+    read["file"].fromUserText(f"{text} {int(frames[0])}-{int(frames[1])}" if frames else text)
     if read.knob("reload") is not None:
         read["reload"].execute()

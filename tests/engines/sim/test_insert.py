@@ -69,7 +69,7 @@ def test_ball_rolls_off_the_table_and_rests_on_the_floor(tmp_path, ball_png):
     frames = list(range(1, 97))
     ctx = _plate(frames)
     anchor = Anchor(np.array([0.1, 0.8, 0.2]), UP, UP, 0.2)
-    spec, cache = _run(tmp_path, ctx, anchor, {"velocity_mps": (1.2, 0.0, 0.0)}, ball_png)
+    spec, cache = _run(tmp_path, ctx, anchor, {"proxy": "card", "velocity_mps": (1.2, 0.0, 0.0)}, ball_png)
     states = [cache.read(f) for f in frames]
     y = np.array([s["pos"][1] for s in states])
     x = np.array([s["pos"][0] for s in states])

@@ -72,7 +72,7 @@ def test_rain_splashes_on_the_surface(tmp_path):
     frames = list(range(1, 13))
     ctx = _plate(frames, boxes=(((-0.6, 0.0, -0.5), (0.6, 0.8, 0.5)),))
     anchor = Anchor(np.array([0.0, 0.0, 0.0]), UP, UP, 0.5)
-    spec, cache = _sim(tmp_path, ctx, "rain", anchor, {"count": 300, "splash_count": 2})
+    spec, cache = _sim(tmp_path, ctx, "rain", anchor, {"count": 300, "splash_count": 2, "near_fraction": 0.0})
     first = cache.read(frames[0])
     splash = first["kind"] == 1
     assert splash.sum() > 0

@@ -3,7 +3,14 @@
 Nodes hold knobs; Groups are contexts (``begin``/``end``/``with``); ``Read`` nodes read EXRs and a
 ``Write`` executed with :func:`execute` writes real EXRs through gvfx's writer (this fake may use
 gvfx and numpy; the adapter may not). ``executeInMainThread`` queues calls that the test runs with
-:func:`process_events` (the "main thread"). ``knobChanged`` callbacks fire on knob changes of nodes.
+:func:`process_events` (the "main thread").
+
+Where real Nuke surprises, the fake does the same (each with Foundry's page cited at the code):
+array knobs return one float when all components are equal; ``File_Knob.value()`` returns the ``%04d``
+form; ``setValue`` on a Read's file sets neither range nor format (``fromUserText`` does);
+``nuke.nodes.X()`` neither connects nor selects (``createNode`` does); ``knobChanged`` callbacks fire
+only for changes the artist makes (:func:`user_set`, :func:`user_select`), never for ``setValue`` from
+code.
 """
 
 from __future__ import annotations
@@ -63,9 +70,10 @@ class Knob:
         return self._value
 
     def setValue(self, value: Any) -> None:
+        # knobChanged is for changes the user makes, not for setValue from scripts: Foundry's Python
+        # developer guide, "Callbacks" > knobChanged
+        # (https://learn.foundry.com/nuke/developers/latest/pythondevguide/callbacks.html). See user_set().
         self._value = self._coerce(value)
-        if self.node is not None:
-            _fire(self.node, self)
 
     def _coerce(self, value: Any) -> Any:
         return value
@@ -105,7 +113,28 @@ class String_Knob(Knob):
 
 
 class File_Knob(String_Knob):
-    pass
+    """``value()`` gives the printf form of a ``####`` pattern; ``fromUserText`` also sets a Read's range and
+    format (Foundry, nuke.File_Knob: "fromUserText: Assign string to knob, parses frame range off the end and
+    opens file to get set the format",
+    https://learn.foundry.com/nuke/developers/latest/pythondevguide/_autosummary/nuke.File_Knob.html)."""
+
+    def value(self) -> Any:
+        return re.sub(r"#+", lambda m: f"%0{len(m.group(0))}d", self._value)
+
+    def fromUserText(self, text: str) -> None:
+        m = re.fullmatch(r"(.*\S)\s+(-?\d+)-(-?\d+)", text.strip())
+        path, rng = (m.group(1), (int(m.group(2)), int(m.group(3)))) if m else (text.strip(), None)
+        self._value = path
+        node = self.node
+        if node is None or node.Class() != "Read":
+            return
+        if rng is not None:
+            for k in ("first", "origfirst"):
+                node[k]._value = rng[0]
+            for k in ("last", "origlast"):
+                node[k]._value = rng[1]
+        img = node._read_file(rng[0] if rng else node.firstFrame())
+        node["format"]._value = f"{img.width} {img.height}"
 
 
 class Multiline_Eval_String_Knob(String_Knob):
@@ -115,12 +144,21 @@ class Multiline_Eval_String_Knob(String_Knob):
 class Int_Knob(Knob):
     _default = 0
 
+    def arraySize(self) -> int:  # an Array_Knob of one value
+        return 1
+
     def _coerce(self, value: Any) -> Any:
         return int(value)
 
 
 class Double_Knob(Knob):
     _default = 0.0
+
+    def arraySize(self) -> int:  # an Array_Knob of one value
+        return 1
+
+    def value(self, index: int = 0) -> Any:
+        return self._value
 
     def _coerce(self, value: Any) -> Any:
         return float(value)
@@ -134,13 +172,36 @@ class Boolean_Knob(Knob):
 
 
 class _Array(Knob):
+    """XY/XYZ/Color knobs. ``value()`` is "Floating point or List of floating point values (in case some are
+    different)" -- one float when every component is equal (Foundry, nuke.Array_Knob / IArray_Knob.value,
+    https://learn.foundry.com/nuke/developers/120/pythonreference/nuke.Array_Knob-class.html); read
+    ``value(i)`` for ``i in range(arraySize())``."""
     size = 2
 
     def __init__(self, name: str, label: str | None = None) -> None:
         super().__init__(name, label)
         self._value = [0.0] * self.size
 
+    def arraySize(self) -> int:
+        return self.size
+
+    def value(self, index: int | None = None) -> Any:
+        if index is not None:
+            return self._value[index]
+        if all(v == self._value[0] for v in self._value):
+            return self._value[0]
+        return list(self._value)
+
+    def setValue(self, value: Any, index: int | None = None) -> None:
+        if index is not None:
+            self._value = list(self._value)
+            self._value[index] = float(value)
+        else:
+            super().setValue(value)
+
     def _coerce(self, value: Any) -> Any:
+        if isinstance(value, (int, float)):  # setValue(x) sets every component
+            return [float(value)] * self.size
         vals = [float(v) for v in value]
         assert len(vals) == self.size, f"{self._name}: {vals}"
         return vals
@@ -239,7 +300,8 @@ class Node:
             builtin = {"file": File_Knob("file"), "first": Int_Knob("first"), "last": Int_Knob("last"),
                        "origfirst": Int_Knob("origfirst"), "origlast": Int_Knob("origlast"),
                        "on_error": Enumeration_Knob("on_error", values=["error", "black", "checkerboard"]),
-                       "colorspace": String_Knob("colorspace"), "reload": PyScript_Knob("reload")}
+                       "colorspace": String_Knob("colorspace"), "reload": PyScript_Knob("reload"),
+                       "format": String_Knob("format")}
         elif self._class == "Write":
             builtin = {"file": File_Knob("file"), "file_type": String_Knob("file_type"),
                        "channels": String_Knob("channels"), "datatype": String_Knob("datatype"),
@@ -252,13 +314,19 @@ class Node:
         elif self._class == "Axis":
             builtin = {"translate": XYZ_Knob("translate")}
         elif self._class == "Root":
+            # Project Settings > Color: colorManagement Nuke/OCIO, OCIO_config (built-in name or "custom"),
+            # customOCIOConfigPath; workingSpaceLUT may hold an OCIO role
             builtin = {"fps": Double_Knob("fps"), "workingSpaceLUT": String_Knob("workingSpaceLUT"),
+                       "colorManagement": String_Knob("colorManagement"), "OCIO_config": String_Knob("OCIO_config"),
+                       "customOCIOConfigPath": File_Knob("customOCIOConfigPath"),
                        "first_frame": Int_Knob("first_frame"), "last_frame": Int_Knob("last_frame")}
             builtin["fps"]._value, builtin["workingSpaceLUT"]._value = 24.0, "ACEScg"
+            builtin["colorManagement"]._value, builtin["OCIO_config"]._value = "OCIO", "aces_1.2"
             self.script_name = ""
         elif self._class == "Group":
             builtin = {"knobChanged": String_Knob("knobChanged")}
         builtin["selected"] = Boolean_Knob("selected")
+        builtin["xpos"], builtin["ypos"] = Int_Knob("xpos"), Int_Knob("ypos")
         for k in builtin.values():
             k.node = self
         self._knobs.update(builtin)
@@ -272,6 +340,21 @@ class Node:
 
     def knob(self, name: str) -> Knob | None:
         return self._knobs.get(name)
+
+    def setName(self, name: str) -> None:
+        self._knobs["name"]._value = self._unique(name)
+
+    def setSelected(self, selected: bool) -> None:  # from code: no knobChanged
+        self._knobs["selected"]._value = bool(selected)
+
+    def isSelected(self) -> bool:
+        return bool(self._knobs["selected"]._value)
+
+    def xpos(self) -> int:
+        return int(self._knobs["xpos"]._value)
+
+    def ypos(self) -> int:
+        return int(self._knobs["ypos"]._value)
 
     def knobs(self) -> dict[str, Knob]:
         return dict(self._knobs)
@@ -321,17 +404,29 @@ class Node:
         from gvfx.ui.model import frame_file
 
         if self._class == "Read":
-            return read_exr(frame_file(self._knobs["file"].value(), frame))
+            return self._read_file(frame)
         src = self.input(0)
         if src is None:
             raise RuntimeError(f"{self.name()}: no input")
         return src._image(frame)
 
-    def width(self) -> int:
-        return self._image(self.firstFrame()).width
+    def _read_file(self, frame: int):
+        from gvfx.exr import read_exr
+        from gvfx.ui.model import frame_file
+
+        return read_exr(frame_file(self._knobs["file"].value(), frame))
+
+    def _format(self) -> tuple[int, int] | None:
+        fmt = self._knobs["format"]._value if self._class == "Read" else ""
+        return tuple(int(v) for v in fmt.split()) if fmt else None  # type: ignore[return-value]
+
+    def width(self) -> int:  # a Read's format is what fromUserText (or creation with file=) set
+        fmt = self._format()
+        return fmt[0] if fmt else self._image(self.firstFrame()).width
 
     def height(self) -> int:
-        return self._image(self.firstFrame()).height
+        fmt = self._format()
+        return fmt[1] if fmt else self._image(self.firstFrame()).height
 
     def sample(self, channel: str, x: float, y: float, dx: float = 1, dy: float = 1, frame: int | None = None) -> float:
         img = self._image(int(frame if frame is not None else self.firstFrame()))
@@ -357,6 +452,51 @@ class _Nodes:
 
 
 nodes = _Nodes()
+
+
+def createNode(cls: str, args: str = "", inpanel: bool = True) -> Node:
+    """As from a menu or toolbar: "hooks it up to any user-selected nodes in the Node Graph ... any knob
+    defaults are also set" (Foundry, Python developer guide, Getting Started > Creating a Node in the User
+    Interface, https://learn.foundry.com/nuke/developers/151/pythondevguide/basics.html); the new node is
+    placed below the selection and becomes the selection. ``nuke.nodes.X()`` does none of this."""
+    context = _stack[-1] if _stack else _root
+    selected = [n for n in context._children or [] if n.isSelected()]
+    node = Node(cls)
+    CALLS.append(("createNode", cls, node.name()))
+    if selected:
+        node.setInput(0, selected[-1])
+        node["xpos"]._value, node["ypos"]._value = selected[-1].xpos(), selected[-1].ypos() + 60
+    for n in selected:
+        n.setSelected(False)
+    node.setSelected(True)
+    return node
+
+
+def selectedNodes(cls: str | None = None) -> list[Node]:
+    context = _stack[-1] if _stack else _root
+    return [n for n in context._children or [] if n.isSelected() and (cls is None or n.Class() == cls)]
+
+
+def selectedNode() -> Node:
+    sel = selectedNodes()
+    if not sel:
+        raise ValueError("no node selected")
+    return sel[-1]
+
+
+def user_set(knob: Knob, value: Any) -> None:
+    """The artist changes a knob in the properties panel: the value is set and knobChanged fires."""
+    knob.setValue(value)
+    if knob.node is not None:
+        _fire(knob.node, knob)
+
+
+def user_select(node: Node) -> None:
+    """The artist clicks a node in the Node Graph: it alone is selected (knobChanged fires on 'selected')."""
+    for n in (node.parent._children or []) if node.parent is not None else []:
+        n.setSelected(False)
+    node.setSelected(True)
+    _fire(node, node["selected"])
 
 
 def root() -> Node:
@@ -490,6 +630,15 @@ def menu(name: str) -> _Menu:
 
 def toolbar(name: str) -> _Menu:
     return _menus.setdefault(f"toolbar:{name}", _Menu(name))
+
+
+_panes: dict = {}
+
+
+def getPaneFor(name: str):
+    from nukescripts.panels import Pane
+
+    return _panes.setdefault(name, Pane(name))
 
 
 PLUGIN_PATHS: list[str] = []
