@@ -11,7 +11,10 @@ d = 2, k = 8; a fundamental matrix d = 3, k = 7. It is measured on the pairs wit
 gaps, where parallax is largest. GRIC alone prefers a homography whenever one plane carries most
 matches (a ground and a wall seen from 10 m), so a camera is nodal only when the homography also
 explains nearly every match: the 90th percentile of its residuals (the parallax left over) stays under
-``PARALLAX_PX`` or three times their median (feature noise alone gives about twice the median). A failed reconstruction never decides the class.
+``PARALLAX_PX`` or three times their median (feature noise alone gives about twice the median) on
+all but ``PARALLAX_SHARE`` of the pairs. The matches are judged on their fundamental-matrix inliers
+(raw matches carry outliers; COLMAP's inliers of a pair it found planar are the homography's and hide
+the parallax). A failed reconstruction never decides the class.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ NOISE_SIGMA_PX = 0.7
 NODAL_SHARE = 0.75
 #: 90th-percentile homography residual (proxy px) on the widest pairs above which there is parallax
 PARALLAX_PX = 2.0
+#: share of the widest pairs showing parallax from which the camera is moving, whatever GRIC prefers
+PARALLAX_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -45,10 +50,12 @@ class MotionClass:
     homography_residual_px: float  # median homography residual over those pairs
     parallax_px: float           # median over pairs of the 90th-percentile homography residual
     pairs_used: int
+    parallax_share: float = float("nan")  # share of the pairs whose 90th percentile shows parallax
 
     def describe(self) -> str:
         return (f"{self.kind}: motion {self.median_motion_px:.1f} px, homography preferred on "
-                f"{self.homography_share:.0%} of {self.pairs_used} widest pairs, parallax {self.parallax_px:.2f} px")
+                f"{self.homography_share:.0%} of {self.pairs_used} widest pairs, parallax {self.parallax_px:.2f} px "
+                f"(on {self.parallax_share:.0%} of the pairs)")
 
 
 def _sampson(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -107,22 +114,41 @@ def gric(sq_residuals: np.ndarray, *, d: int, k: int, sigma: float = NOISE_SIGMA
     return float(rho.sum() + np.log(r) * d * n + np.log(r * n) * k)
 
 
-def classify_motion(pairs: list[PairMatches], *, max_pairs: int = 12, seed: int = 0) -> MotionClass:
+def _widest_pairs(pairs: list[PairMatches], max_pairs: int) -> list[PairMatches]:
+    """Up to ``max_pairs`` pairs, widest frame gaps first, at most a third of them from any one gap and
+    spread over the shot, so a gap only the far wall survives does not make up the whole sample."""
+    by_gap: dict[int, list[PairMatches]] = {}
+    for p in pairs:
+        by_gap.setdefault(p.j - p.i, []).append(p)
+    per_gap = max(1, max_pairs // 3)
+    pick: list[PairMatches] = []
+    for gap in sorted(by_gap, reverse=True):
+        group = sorted(by_gap[gap], key=lambda p: p.i)
+        idx = np.unique(np.linspace(0, len(group) - 1, min(per_gap, len(group))).round().astype(int))
+        pick.extend(group[k] for k in idx)
+        if len(pick) >= max_pairs:
+            break
+    return pick[:max_pairs]
+
+
+def classify_motion(pairs: list[PairMatches], *, max_pairs: int = 15, seed: int = 0) -> MotionClass:
     """Locked off, nodal or moving, from the widest-gap matched pairs (see the module doc)."""
     usable = [p for p in pairs if len(p.uv_i) >= 30]
+    # the widest pairs that still hold a real match set (raw matches of unrelated frames are noise)
     if not usable:
         return MotionClass("unknown", float("nan"), float("nan"), float("nan"), float("nan"), 0)
-    widest = max(p.j - p.i for p in usable)
-    pick = sorted((p for p in usable if p.j - p.i >= max(1, widest // 2)), key=lambda p: -(p.j - p.i))[:max_pairs]
+    pick = _widest_pairs(usable, max_pairs)
     motions, h_wins, h_res, parallax = [], [], [], []
     for p in pick:
-        motions.append(float(np.median(np.linalg.norm(p.uv_j - p.uv_i, axis=1))))
-        h, _ = fit_homography(p.uv_i, p.uv_j, threshold_px=3.0, seed=seed)
-        f, _ = fit_fundamental(p.uv_i, p.uv_j, seed=seed)
+        # the matches may be raw (outliers included): judge the models on the epipolar-consistent ones
+        f, f_inl = fit_fundamental(p.uv_i, p.uv_j, seed=seed, iterations=1000)
+        a, b = (p.uv_i[f_inl], p.uv_j[f_inl]) if f is not None and f_inl.sum() >= 30 else (p.uv_i, p.uv_j)
+        motions.append(float(np.median(np.linalg.norm(b - a, axis=1))))
+        h, _ = fit_homography(a, b, threshold_px=3.0, seed=seed)
         if h is None:
             h_wins.append(False)
             continue
-        e_h = _transfer_error(h, p.uv_i, p.uv_j)
+        e_h = _transfer_error(h, a, b)
         h_res.append(float(np.median(e_h)))
         parallax.append(float(np.percentile(np.minimum(e_h, 1e3), 90)))
         if f is None:
@@ -130,17 +156,22 @@ def classify_motion(pairs: list[PairMatches], *, max_pairs: int = 12, seed: int 
             continue
         # symmetric comparison: the homography's one-way transfer error counts for both images
         g_h = gric(np.minimum(e_h, 1e3) ** 2 / 2.0, d=2, k=8)
-        g_f = gric(_sampson(f, p.uv_i, p.uv_j), d=3, k=7)
+        g_f = gric(_sampson(f, a, b), d=3, k=7)
         h_wins.append(g_h <= g_f)
     motion = max(motions)
     share = float(np.mean(h_wins)) if h_wins else float("nan")
     par = float(np.median(parallax)) if parallax else float("inf")
+    limit = max(PARALLAX_PX, 3.0 * (float(np.median(h_res)) if h_res else 0.0))
+    # the widest pairs may all see one plane (a wall, after the near things left the frame): parallax
+    # on a fair share of the pairs is enough
+    with_parallax = float(np.mean([x >= limit for x in parallax])) if parallax else 1.0
     if motion < LOCKED_OFF_PX:
         kind = "locked_off"
-    elif share >= NODAL_SHARE and par < max(PARALLAX_PX, 3.0 * (float(np.median(h_res)) if h_res else 0.0)):
+    elif share >= NODAL_SHARE and with_parallax < PARALLAX_SHARE:
         kind = "nodal"
     else:
         kind = "moving"
-    out = MotionClass(kind, motion, share, float(np.median(h_res)) if h_res else float("inf"), par, len(pick))
+    out = MotionClass(kind, motion, share, float(np.median(h_res)) if h_res else float("inf"), par, len(pick),
+                      with_parallax)
     log.info("motion class %s", out.describe())
     return out

@@ -56,55 +56,59 @@ def texture(u: np.ndarray, v: np.ndarray, seed: int) -> np.ndarray:
 
 
 def render_frame(cam: Camera, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) float32 scene-linear rgb and (H, W) float32 camera Z (inf for sky)."""
+    """(H, W, 3) float32 scene-linear rgb and (H, W) float32 camera Z (inf for sky).
+
+    The nearest hit per pixel is found first (ray/plane, ray/box slabs), then each surface's texture
+    is evaluated only where that surface is seen."""
     w, h = cam.width, cam.height
     f_px = cam.focal_mm / cam.haperture_mm * w
     xs = (np.arange(w) + 0.5 - w / 2) / f_px
     ys = -(np.arange(h) + 0.5 - h / 2) / f_px
     dx, dy = np.meshgrid(xs, ys)
     d_cam = np.stack([dx, dy, -np.ones_like(dx)], axis=-1)  # gvfx camera: looks down -Z, Y up
-    d = d_cam @ c2w[:3, :3].T
+    d = (d_cam @ c2w[:3, :3].T).reshape(-1, 3)
+    d = np.where(np.abs(d) < 1e-12, 1e-12, d)
     o = c2w[:3, 3]
-    t = np.full((h, w), np.inf)
-    rgb = np.zeros((h, w, 3))
-    # ground
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tg = np.where(d[..., 1] < -1e-9, -o[1] / d[..., 1], np.inf)
-    p = o + d * tg[..., None]
-    sel = np.isfinite(tg)
-    t = np.where(sel, tg, t)
-    g = texture(p[..., 0], p[..., 2], 1)
-    rgb = np.where(sel[..., None], np.stack([0.25 + 0.35 * g, 0.22 + 0.3 * g, 0.18 + 0.25 * g], -1), rgb)
-    # wall
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tw = np.where(d[..., 2] < -1e-9, (WALL_Z - o[2]) / d[..., 2], np.inf)
-    pw = o + d * tw[..., None]
-    sel = np.isfinite(tw) & (pw[..., 1] >= 0) & (pw[..., 1] <= 8.0) & (tw < t)
-    t = np.where(sel, tw, t)
-    gw = texture(pw[..., 0], pw[..., 1], 2)
-    rgb = np.where(sel[..., None], np.stack([0.3 + 0.4 * gw, 0.3 + 0.35 * gw, 0.34 + 0.3 * gw], -1), rgb)
-    # boxes (slab test)
-    for box in BOXES:
+    n = len(d)
+    t = np.full(n, np.inf)
+    hit = np.full(n, -1)  # 0 ground, 1 wall, 2+k box k
+    tg = np.where(d[:, 1] < -1e-9, -o[1] / d[:, 1], np.inf)
+    better = tg < t
+    t, hit = np.where(better, tg, t), np.where(better, 0, hit)
+    tw = np.where(d[:, 2] < -1e-9, (WALL_Z - o[2]) / d[:, 2], np.inf)
+    yw = o[1] + d[:, 1] * tw
+    tw = np.where((yw >= 0) & (yw <= 8.0), tw, np.inf)
+    better = tw < t
+    t, hit = np.where(better, tw, t), np.where(better, 1, hit)
+    for k, box in enumerate(BOXES):
         lo, hi = np.asarray(box.lo), np.asarray(box.hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t1, t2 = (lo - o) / d, (hi - o) / d
-        tmin = np.nanmax(np.minimum(t1, t2), axis=-1)
-        tmax = np.nanmin(np.maximum(t1, t2), axis=-1)
-        sel = (tmax >= tmin) & (tmin > 1e-6) & (tmin < t)
-        pb = o + d * tmin[..., None]
+        t1, t2 = (lo - o) / d, (hi - o) / d
+        tmin = np.max(np.minimum(t1, t2), axis=-1)
+        tmax = np.min(np.maximum(t1, t2), axis=-1)
+        better = (tmax >= tmin) & (tmin > 1e-6) & (tmin < t)
+        t, hit = np.where(better, tmin, t), np.where(better, 2 + k, hit)
+    rgb = np.tile(np.array([0.5, 0.6, 0.8]), (n, 1))
+    sel = hit == 0
+    p = o + d[sel] * t[sel, None]
+    g = texture(p[:, 0], p[:, 2], 1)
+    rgb[sel] = np.stack([0.25 + 0.35 * g, 0.22 + 0.3 * g, 0.18 + 0.25 * g], -1)
+    sel = hit == 1
+    p = o + d[sel] * t[sel, None]
+    g = texture(p[:, 0], p[:, 1], 2)
+    rgb[sel] = np.stack([0.3 + 0.4 * g, 0.3 + 0.35 * g, 0.34 + 0.3 * g], -1)
+    for k, box in enumerate(BOXES):
+        sel = hit == 2 + k
+        lo, hi = np.asarray(box.lo), np.asarray(box.hi)
+        pb = o + d[sel] * t[sel, None]
         # texture coordinates on whichever face was hit
-        on_x = np.isclose(pb[..., 0], lo[0], atol=1e-6) | np.isclose(pb[..., 0], hi[0], atol=1e-6)
-        u = np.where(on_x, pb[..., 2], pb[..., 0])
-        v = np.where(np.isclose(pb[..., 1], hi[1], atol=1e-6), pb[..., 2], pb[..., 1])
+        on_x = np.isclose(pb[:, 0], lo[0], atol=1e-6) | np.isclose(pb[:, 0], hi[0], atol=1e-6)
+        u = np.where(on_x, pb[:, 2], pb[:, 0])
+        v = np.where(np.isclose(pb[:, 1], hi[1], atol=1e-6), pb[:, 2], pb[:, 1])
         gb = texture(u * 1.3, v * 1.3, box.seed)
         shade = np.where(on_x, 0.8, 1.0)
-        col = np.stack([0.45 + 0.4 * gb, 0.3 + 0.3 * gb, 0.2 + 0.2 * gb], -1) * shade[..., None]
-        t = np.where(sel, tmin, t)
-        rgb = np.where(sel[..., None], col, rgb)
-    sky = ~np.isfinite(t)
-    rgb = np.where(sky[..., None], np.array([0.5, 0.6, 0.8]), rgb)
-    z = t * 1.0  # distance along the ray of unit camera-z: Z = t (d_cam has z = -1)
-    return rgb.astype(np.float32), np.where(sky, np.inf, z).astype(np.float32)
+        rgb[sel] = np.stack([0.45 + 0.4 * gb, 0.3 + 0.3 * gb, 0.2 + 0.2 * gb], -1) * shade[:, None]
+    z = np.where(hit >= 0, t, np.inf)  # distance along the ray of unit camera-z: Z = t (d_cam has z = -1)
+    return rgb.reshape(h, w, 3).astype(np.float32), z.reshape(h, w).astype(np.float32)
 
 
 MOVES = ("sideways", "dolly", "orbit", "crane", "handheld", "pan", "locked")
@@ -120,15 +124,17 @@ def track(move: str, width: int = 480, height: int = 270, n: int = 24, focal_mm:
         eye, target = np.array([-1.0, 1.5, 2.0]), target0.copy()
         if move == "sideways":
             eye = eye + [2.0 * s, 0, 0]
-            target = target + [2.0 * s, 0, 0]
+            # the boxes kept in frame: a pure translation would leave the focal unmeasurable
         elif move == "dolly":
-            eye = eye + [0.2 * s, 0, -2.5 * s]
+            # forward 2.5 m while panning 12 degrees: a straight dolly alone leaves the focal unmeasurable
+            eye = eye + [0.3 * s, 0, -2.5 * s]
+            target = target + [-1.6 * s, 0, 0]
         elif move == "orbit":
             a = np.radians(-15 + 30 * s)
             r = 9.0
             eye = target0 + [r * np.sin(a), 0.5, r * np.cos(a)]
         elif move == "crane":
-            eye = eye + [0.4 * s, 2.0 * s, 0]
+            eye = eye + [1.0 * s, 2.0 * s, 0]
         elif move == "handheld":
             eye = eye + [0.8 * s, 0, -0.5 * s] + rng.normal(0, 0.02, 3)
             target = target + rng.normal(0, 0.05, 3)
