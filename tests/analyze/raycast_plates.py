@@ -111,7 +111,7 @@ def render_frame(cam: Camera, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rgb.reshape(h, w, 3).astype(np.float32), z.reshape(h, w).astype(np.float32)
 
 
-MOVES = ("sideways", "dolly", "orbit", "crane", "handheld", "pan", "locked")
+MOVES = ("sideways", "dolly", "dolly_straight", "orbit", "crane", "handheld", "pan", "locked")
 
 
 def track(move: str, width: int = 480, height: int = 270, n: int = 24, focal_mm: float = 32.0) -> CameraTrack:
@@ -129,6 +129,8 @@ def track(move: str, width: int = 480, height: int = 270, n: int = 24, focal_mm:
             # forward 2.5 m while panning 12 degrees: a straight dolly alone leaves the focal unmeasurable
             eye = eye + [0.3 * s, 0, -2.5 * s]
             target = target + [-1.6 * s, 0, 0]
+        elif move == "dolly_straight":  # straight in, no pan: COLMAP alone fails here too
+            eye = eye + [0.2 * s, 0, -2.5 * s]
         elif move == "orbit":
             a = np.radians(-15 + 30 * s)
             r = 9.0
