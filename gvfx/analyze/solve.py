@@ -301,6 +301,7 @@ def _build_solve(frames: list[int], names: list[str], width: int, height: int, p
     if motion.kind in ("locked_off", "nodal"):
         solve = _static_solve(motion.kind, frames, width, height, proxy, options, pairs, motion, warnings)
         solve.motion = motion.describe()
+        solve.attempts = attempts
         return solve
     images = result.get("images") or {}
     index = {n: k for k, n in enumerate(names)}
