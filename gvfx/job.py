@@ -25,10 +25,11 @@ from gvfx.params import check_keys as _check_keys, num as _num, validate_params,
 JOB_VERSION = 1
 _TOP_KEYS = {"version", "plate", "depth", "camera", "elements", "output", "fps", "name", "comp", "match", "confine"}
 _PLATE_KEYS = {"path", "frames", "view", "colorspace"}
-_DEPTH_KEYS = {"path", "layer", "convention", "near", "far", "scale", "far_clip", "near_is_one", "source", "model"}
+_DEPTH_KEYS = {"path", "layer", "convention", "near", "far", "scale", "far_clip", "near_is_one", "source", "model",
+               "height_m", "horizon"}
 _CAMERA_KEYS = {"file", "focal_mm", "haperture_mm", "vaperture_mm", "prim", "pixel_aspect", "solve", "height_m",
                 "proxy_width"}
-DEPTH_SOURCES = ("sfm", "estimator", "user")
+DEPTH_SOURCES = ("sfm", "estimator", "user", "ground")
 _ELEMENT_KEYS = {"name", "engine", "effect", "placement", "size_m", "start_frame", "seed", "reference",
                  "params", "shutter", "motion_samples", "match"}
 _PLACEMENT_KEYS = {"screen", "screen_norm", "frame", "point"}
@@ -57,6 +58,8 @@ class DepthSpec:
     #: ``sfm`` / ``estimator``: depth solved by ``gvfx analyze``; ``user``: the pass at ``path``
     source: str | None = None
     model: str | None = None  # estimator model folder
+    height_m: float | None = None  # ground: the camera's height above the ground plane
+    horizon: float | None = None   # ground: the horizon's row, a fraction of the frame height from the top
 
 
 @dataclass(frozen=True)
@@ -275,9 +278,15 @@ def parse_job(data: Any, base_dir: str | Path = ".", source: Path | None = None)
                       far_clip=_num(dd["far_clip"], "depth.far_clip", positive=True) if "far_clip" in dd else None,
                       near_is_one=_bool(dd, "near_is_one", "depth.near_is_one", True),
                       source=_str(dd.get("source"), "depth.source", allowed=DEPTH_SOURCES),
-                      model=_resolve_path(dd["model"], base_dir, "depth.model") if "model" in dd else None)
+                      model=_resolve_path(dd["model"], base_dir, "depth.model") if "model" in dd else None,
+                      height_m=_num(dd["height_m"], "depth.height_m", positive=True) if "height_m" in dd else None,
+                      horizon=_num(dd["horizon"], "depth.horizon") if "horizon" in dd else None)
     if depth.source is not None and depth.source not in DEPTH_SOURCES:
-        raise JobError(f"depth.source: unknown source {depth.source!r}", hint="one of sfm, estimator, user")
+        raise JobError(f"depth.source: unknown source {depth.source!r}", hint="one of sfm, estimator, user, ground")
+    if depth.source == "ground" and (depth.height_m is None or depth.horizon is None):
+        raise JobError("depth.source: ground needs depth.height_m and depth.horizon",
+                       hint="e.g. depth: {source: ground, height_m: 1.6, horizon: 0.45} (horizon: its row as a "
+                            "fraction of the frame height from the top)")
     if depth.source == "user" and not depth.path:
         raise JobError("depth.source: user needs depth.path", hint="give depth: {source: user, path: depth.####.exr}")
     if depth.convention not in ("z", "distance", "inverse_z", "normalized"):

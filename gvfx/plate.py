@@ -95,6 +95,11 @@ class Plate:
         from gvfx.depth import Depth
         from gvfx.exr import check_same_size, read_exr
 
+        if self.depth_spec.source == "ground":
+            from gvfx.depth_ground import ground_depth
+
+            return ground_depth(self.camera.camera_at(frame), float(self.depth_spec.height_m),
+                                float(self.depth_spec.horizon))
         seq = self.depth_sequence or self.sequence
         path = seq.path(frame if not seq.is_still else seq.first)
         img = read_exr(path, view=self.spec.view, frame=frame)
@@ -107,7 +112,8 @@ class Plate:
             values = img.depth()
             if values is None:
                 raise LayerError("no depth layer (Z, depth.Z, ...) in this file", path=path, frame=frame,
-                                 hint="name the depth layer in the job (depth.layer) or give depth.path")
+                                 hint="name the depth layer in the job (depth.layer), give depth.path, or "
+                                      "take a ground plane: depth: {source: ground, height_m: 1.6, horizon: 0.45}")
         check_same_size(values.shape, (self.height, self.width), path=path, frame=frame)
         d = Depth(values=values, convention=self.depth_spec.convention, near=self.depth_spec.near,
                   far=self.depth_spec.far, scale=self.depth_spec.scale, far_clip=self.depth_spec.far_clip,
@@ -210,8 +216,8 @@ def _solved_plate(job: Job, seq, frames: list[int], width: int, height: int, pro
 
     out = analysis_dir(job, frames)
     src = job.depth.source or ("user" if job.depth.path else "sfm")
-    if job.depth.source is None and job.depth.layer:
-        src = "none"  # the plate's own depth layer: analyze only the camera
+    if (job.depth.source is None and job.depth.layer) or src == "ground":
+        src = "none"  # the plate's own depth layer, or a ground plane: analyze only the camera
     if not is_complete(out):
         opts = AnalyzeOptions(focal_mm=job.camera.focal_mm if job.camera.solve else None,
                               haperture_mm=job.camera.haperture_mm, camera_height_m=job.camera.height_m,

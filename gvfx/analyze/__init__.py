@@ -177,12 +177,15 @@ def analyze(plate: str | Path, out: str | Path, options: AnalyzeOptions = Analyz
     images = _image_reader(seq, options.colorspace, options.view)
     matte = _matte_reader(options.matte) if options.matte else None
     seconds: dict[str, float] = {}
-    sopts = SolveOptions(focal_mm=options.focal_mm, haperture_mm=options.haperture_mm,
+    from gvfx.analyze.ladder import focal_from_attributes
+
+    meta_focal = focal_from_attributes(info.parts[0].attributes)
+    sopts = SolveOptions(focal_mm=options.focal_mm, metadata_focal_mm=meta_focal, haperture_mm=options.haperture_mm,
                          proxy_width=options.proxy_width, camera_height_m=options.camera_height_m,
                          scale_points=options.scale_points)
     t0 = time.perf_counter()
     solve = solve_camera(frames, images, width, height, sopts, matte=matte, work_dir=out / "work",
-                         progress=progress, stage_seconds=seconds)
+                         progress=progress, stage_seconds=seconds, plate=str(seq.pattern))
     seconds["solve"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -10,7 +10,11 @@ Protocol (version 1). ``ARGS_JSON`` is a file holding::
      "mask_dir": str | null, "max_features": int, "overlap": int, "num_threads": int,
      "max_runtime_s": float, "seed": int}
 
-Optional keys: ``extraction_threads``, ``matching_threads``, ``mapping_threads`` (default ``num_threads``).
+Optional keys: ``extraction_threads``, ``matching_threads``, ``mapping_threads`` (default ``num_threads``);
+``exhaustive`` (match every pair instead of sequential ``overlap``), ``quadratic_overlap`` (default true);
+``reuse_features`` (keep the database of an earlier run in ``work_dir``: no new extraction, and the
+matcher only adds pairs not matched yet); the mapper's ``init_min_tri_angle``, ``init_min_num_inliers``,
+``init_max_forward_motion``, ``abs_pose_min_num_inliers`` (COLMAP's defaults when absent).
 Reproducible: the same images and ``seed`` give the same output with any thread count (image ids are
 fixed in plate order before the extractor's threads run; COLMAP's PRNG and every RANSAC are seeded):
 bit-identical while the bundle adjustments stay under Ceres' multi-threading threshold
@@ -28,7 +32,8 @@ NPZ arrays: ``points_xyz`` (N,3) float64, ``points_rgb`` (N,3) uint8, ``points_e
 into points, ``obs_uv`` (M,2) float32 proxy pixels (centres at i+0.5), and for
 every verified pair the inlier matches (at most ``max_pair_matches`` per pair, default 400, a random
 subset): ``match_pair`` (K,2) int32 image indices, ``match_uv1``/``match_uv2``
-(K,2) float32 proxy pixels. COLMAP conventions are kept here (OpenCV camera: +X right, +Y down, +Z
+(K,2) float32 proxy pixels; the same for the pair's raw (unverified) matches: ``raw_pair``,
+``raw_uv1``, ``raw_uv2``. COLMAP conventions are kept here (OpenCV camera: +X right, +Y down, +Z
 forward); the main process converts.
 """
 
@@ -69,8 +74,14 @@ def run(args: dict) -> dict:
     work = Path(args["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "database.db"
-    if db_path.exists():
+    reuse = bool(args.get("reuse_features")) and db_path.exists()
+    if db_path.exists() and not reuse:
         db_path.unlink()
+    sparse = work / "sparse"
+    if sparse.exists():
+        import shutil
+
+        shutil.rmtree(sparse)
     seconds: dict[str, float] = {}
     nthreads = int(args.get("num_threads", -1))
     seed = int(args.get("seed", 0))
@@ -95,23 +106,28 @@ def run(args: dict) -> dict:
     eo.sift.max_num_features = int(args.get("max_features", 4096))
     # Image ids in plate order, fixed before extraction: the extractor's threads would otherwise write
     # images (and so number them) in whatever order they finish, and ids steer matching and mapping.
-    pycolmap.Database.open(str(db_path)).close()  # creates the tables
-    pycolmap.import_images(db_path, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names,
-                           options=ro)
-    pycolmap.extract_features(db_path, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=ro, extraction_options=eo, device=pycolmap.Device.cpu)
+    if not reuse:
+        pycolmap.Database.open(str(db_path)).close()  # creates the tables
+        pycolmap.import_images(db_path, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names,
+                               options=ro)
+        pycolmap.extract_features(db_path, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
+                                  reader_options=ro, extraction_options=eo, device=pycolmap.Device.cpu)
     seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    po = pycolmap.SequentialPairingOptions()
-    po.overlap = int(args.get("overlap", 8))
-    po.quadratic_overlap = False
     mo_match = pycolmap.FeatureMatchingOptions()
     mo_match.num_threads = int(args.get("matching_threads", nthreads))
     vo = pycolmap.TwoViewGeometryOptions()
     vo.ransac.random_seed = seed
-    pycolmap.match_sequential(db_path, matching_options=mo_match, pairing_options=po, verification_options=vo,
-                              device=pycolmap.Device.cpu)
+    if args.get("exhaustive"):
+        pycolmap.match_exhaustive(db_path, matching_options=mo_match, verification_options=vo,
+                                  device=pycolmap.Device.cpu)
+    else:
+        po = pycolmap.SequentialPairingOptions()
+        po.overlap = int(args.get("overlap", 10))
+        po.quadratic_overlap = bool(args.get("quadratic_overlap", True))
+        pycolmap.match_sequential(db_path, matching_options=mo_match, pairing_options=po,
+                                  verification_options=vo, device=pycolmap.Device.cpu)
     seconds["matching"] = time.perf_counter() - t0
 
     # What the database says: keypoints per image, two-view geometry per pair.
@@ -122,6 +138,7 @@ def run(args: dict) -> dict:
         num_kp = {images[i]: int(db.num_keypoints_for_image(i)) for i in images}
         kps = {i: np.asarray(db.read_keypoints(i))[:, :2] for i in images}
         pairs, m_pair, m_uv1, m_uv2 = [], [], [], []
+        r_pair, r_uv1, r_uv2 = [], [], []
         rng = np.random.default_rng(seed)
         max_pair_matches = int(args.get("max_pair_matches", 400))
         pair_ids, tvgs = db.read_two_view_geometries()
@@ -141,6 +158,15 @@ def run(args: dict) -> dict:
                 m_pair.append(np.tile([ia, ib], (len(inl), 1)))
                 m_uv1.append(kps[a][inl[:, 0]])
                 m_uv2.append(kps[b][inl[:, 1]])
+            # the raw matches too: a pair COLMAP calls planar keeps only its homography's inliers, which
+            # hide the parallax the motion class looks for
+            raw = np.asarray(db.read_matches(a, b)).reshape(-1, 2)
+            if len(raw) > max_pair_matches:
+                raw = raw[rng.choice(len(raw), max_pair_matches, replace=False)]
+            if len(raw):
+                r_pair.append(np.tile([ia, ib], (len(raw), 1)))
+                r_uv1.append(kps[a][raw[:, 0]])
+                r_uv2.append(kps[b][raw[:, 1]])
     finally:
         db.close()
 
@@ -150,12 +176,15 @@ def run(args: dict) -> dict:
     opts.multiple_models = False
     opts.random_seed = seed
     opts.extract_colors = True
+    for key in ("init_min_tri_angle", "init_min_num_inliers", "init_max_forward_motion", "abs_pose_min_num_inliers"):
+        if args.get(key) is not None:
+            setattr(opts.mapper, key, type(getattr(opts.mapper, key))(args[key]))
     if float(args.get("max_runtime_s", 0)) > 0:
         opts.max_runtime_seconds = int(float(args["max_runtime_s"]))
     if focal_px:
         opts.ba_refine_focal_length = False
     opts.ba_refine_extra_params = ro.camera_model != "SIMPLE_PINHOLE"
-    recs = pycolmap.incremental_mapping(db_path, image_dir, work / "sparse", options=opts)
+    recs = pycolmap.incremental_mapping(db_path, image_dir, sparse, options=opts)
     seconds["mapping"] = time.perf_counter() - t0
 
     out: dict = {"version": PROTOCOL_VERSION, "status": "ok", "message": "", "num_keypoints": num_kp,
@@ -164,6 +193,9 @@ def run(args: dict) -> dict:
         "match_pair": np.concatenate(m_pair).astype(np.int32) if m_pair else np.zeros((0, 2), np.int32),
         "match_uv1": np.concatenate(m_uv1).astype(np.float32) if m_uv1 else np.zeros((0, 2), np.float32),
         "match_uv2": np.concatenate(m_uv2).astype(np.float32) if m_uv2 else np.zeros((0, 2), np.float32),
+        "raw_pair": np.concatenate(r_pair).astype(np.int32) if r_pair else np.zeros((0, 2), np.int32),
+        "raw_uv1": np.concatenate(r_uv1).astype(np.float32) if r_uv1 else np.zeros((0, 2), np.float32),
+        "raw_uv2": np.concatenate(r_uv2).astype(np.float32) if r_uv2 else np.zeros((0, 2), np.float32),
     }
     if recs:
         rec = max(recs.values(), key=lambda r: r.num_reg_images())

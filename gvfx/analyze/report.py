@@ -31,6 +31,8 @@ def build_report(solve: Solve, *, plate: str, frames: list[int], width: int, hei
         "registered": solve.registered,
         "interpolated": solve.interpolated,
         "static": solve.static,
+        "motion": solve.motion,
+        "solve_tries": list(solve.attempts),
         "focal_mm": round(solve.focal_mm, 4),
         "focal_estimated": solve.focal_estimated,
         "haperture_mm": solve.track.camera.haperture_mm,
@@ -54,7 +56,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [f"gvfx analyze: {r['plate']}",
              f"  frames        {f['first']}-{f['last']} ({f['count']}), registered {len(r['registered'])}, "
              f"interpolated {len(r['interpolated'])}" + (f" ({ranges_text(r['interpolated'])})" if r["interpolated"] else ""),
-             f"  camera        {r['static']}",
+             f"  camera        {r['static']}" + (f" ({r['motion']})" if r.get("motion") else ""),
              f"  focal         {r['focal_mm']:.2f} mm on {r['haperture_mm']:g} mm "
              f"({'estimated' if r['focal_estimated'] else 'given'})",
              f"  scale         {r['scale_source']} (first camera {r['camera_height_m']:.2f} m above the ground)",
@@ -62,6 +64,8 @@ def format_report(r: dict[str, Any]) -> str:
              f"{r['points']} points",
              f"  depth         {r['depth']['source']}: {r['depth']['frames']} frames",
              "  seconds       " + ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items())]
+    lines += [f"  solve try     {a['try']}: {a['registered']} frames, {a['points']} points"
+              for a in r.get("solve_tries", [])]
     lines += [f"  warning: {w}" for w in r["warnings"]]
     return "\n".join(lines) + "\n"
 

@@ -7,13 +7,7 @@ intrinsics at plate resolution.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,11 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from gvfx.analyze.colmap_run import run_worker, worker_environment, write_proxies
 from gvfx.analyze.orient import align_to_ground, camera_depths, scale_from_points
 from gvfx.camera import DEFAULT_FOCAL_MM, DEFAULT_HAPERTURE_MM, Camera, CameraTrack
 from gvfx.errors import AnalyzeError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Solve", "SolveOptions", "ScalePoints", "solve_camera", "proxy_size", "colmap_to_cam_to_world",
+           "run_worker", "worker_environment", "write_proxies"]
 
 
 @dataclass
@@ -52,6 +50,8 @@ class Solve:
     scale_source: str
     reprojection_error_px: float
     warnings: list[str] = field(default_factory=list)
+    motion: str = ""  # the motion class and its evidence (gvfx.analyze.motion_class)
+    attempts: list[dict] = field(default_factory=list)  # the retry ladder's tries: name, registered, points
 
     @property
     def frames(self) -> list[int]:
@@ -93,6 +93,7 @@ class SolveOptions:
     """How to solve. ``focal_mm`` None: estimated. ``proxy_width``: solve-image width in pixels."""
 
     focal_mm: float | None = None
+    metadata_focal_mm: float | None = None  # from the plate header: the ladder's last rung holds it
     haperture_mm: float = DEFAULT_HAPERTURE_MM
     proxy_width: int = 960
     camera_height_m: float | None = None
@@ -118,137 +119,6 @@ def proxy_size(width: int, height: int, proxy_width: int) -> tuple[int, int]:
     pw = min(int(proxy_width), int(width))
     ph = max(2, int(round(height * pw / width)))
     return pw, ph
-
-
-def write_proxies(frames: list[int], images: ImagesFn, folder: Path, size: tuple[int, int], *,
-                  matte: ImagesFn | None = None, progress: ProgressFn | None = None) -> list[str]:
-    """Write display-referred 8-bit PNG proxies (and COLMAP masks from the matte); returns image names.
-
-    Runs in the main process (never where pycolmap is loaded: see FIELD_NOTES). Masks: COLMAP reads
-    ``masks/<image name>.png`` and ignores features where the mask is 0, so white matte -> 0.
-    """
-    from PIL import Image
-    from scipy.ndimage import maximum_filter
-
-    from gvfx.color import preview_srgb
-
-    img_dir = folder / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    mask_dir = folder / "masks"
-    if matte is not None:
-        mask_dir.mkdir(parents=True, exist_ok=True)
-    names = []
-    for k, f in enumerate(frames):
-        name = f"f{k:05d}.png"
-        rgb = np.asarray(images(f), dtype=np.float32)[..., :3]
-        im = Image.fromarray(preview_srgb(rgb)).resize(size, Image.Resampling.LANCZOS)
-        im.save(img_dir / name)
-        if matte is not None:
-            m = np.asarray(matte(f), dtype=np.float32)
-            m = m[..., 0] if m.ndim == 3 else m
-            small = np.asarray(Image.fromarray((np.clip(m, 0, 1) * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR))
-            ignore = maximum_filter(small > 127, size=5)  # no features on the matte's edge either
-            Image.fromarray(np.where(ignore, 0, 255).astype(np.uint8)).save(mask_dir / f"{name}.png")
-        names.append(name)
-        if progress:
-            progress("proxies", k + 1, len(frames))
-    return names
-
-
-_LOG_PATTERNS = (
-    ("features", re.compile(r"Processed file \[(\d+)/(\d+)\]")),
-    ("matching", re.compile(r"Processing image \[(\d+)/(\d+)\]")),
-    ("mapping", re.compile(r"num_reg_frames=(\d+)\)")),
-)
-
-
-def worker_environment() -> dict[str, str]:
-    """The worker's environment: one OpenMP/BLAS thread, so sparse solves sum in one order on any CPU.
-
-    COLMAP's own thread pools are sized by the protocol's ``*_threads``; the bundled OpenMP runtime and
-    BLAS would otherwise split reductions across threads in an order that varies between machines."""
-    env = dict(os.environ)
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[key] = "1"
-    if _cpu_has("avx2", "fma"):
-        # pycolmap's static OpenBLAS picks its kernels by CPU (Haswell, SkylakeX, Zen…), and the kernels
-        # round descriptor distances differently: pin the one every AVX2 machine runs, for the same matches.
-        env["OPENBLAS_CORETYPE"] = "Haswell"
-    return env
-
-
-def _cpu_has(*flags: str) -> bool:
-    """Whether /proc/cpuinfo lists every one of these CPU flags (False where there is no such file)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
-    return all(f in have for f in flags)
-
-
-def run_worker(args: dict, *, timeout_s: float, n_images: int, progress: ProgressFn | None = None
-               ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Run ``gvfx.analyze.colmap_worker`` in a subprocess, reporting progress from its log; kill it on timeout."""
-    work = Path(args["work_dir"])
-    work.mkdir(parents=True, exist_ok=True)
-    args_path = work / "worker_args.json"
-    args_path.write_text(json.dumps(args))
-    log_path = work / "colmap.log"
-    Path(args["out_json"]).unlink(missing_ok=True)
-    t0 = time.monotonic()
-    with open(log_path, "wb") as log_fh:
-        proc = subprocess.Popen([sys.executable, "-m", "gvfx.analyze.colmap_worker", str(args_path)],
-                                stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=worker_environment())
-        seen: dict[str, int] = {}
-        try:
-            while proc.poll() is None:
-                if time.monotonic() - t0 > timeout_s:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    raise AnalyzeError(f"the camera solve took longer than {timeout_s:.0f} s and was stopped",
-                                       path=log_path, hint="solve fewer frames (--frames) or a smaller proxy "
-                                       "(--proxy-width), or give the camera")
-                if progress:
-                    _report_log(log_path, n_images, seen, progress)
-                time.sleep(0.25)
-        except BaseException:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            raise
-    if progress:
-        _report_log(log_path, n_images, seen, progress)
-    out_json = Path(args["out_json"])
-    if not out_json.is_file():
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-        raise AnalyzeError(f"the COLMAP worker died (exit code {proc.returncode}): {' | '.join(tail)}",
-                           path=log_path, hint="run `gvfx doctor`; check memory and the proxy size")
-    result = json.loads(out_json.read_text())
-    if result.get("status") != "ok":
-        log.debug("worker traceback:\n%s", result.get("traceback", ""))
-        raise AnalyzeError(f"the COLMAP solve failed: {result.get('message')}", path=log_path,
-                           hint="see the log; check the plate frames")
-    with np.load(args["out_npz"]) as z:
-        arrays = {k: z[k] for k in z.files}
-    return result, arrays
-
-
-def _report_log(path: Path, n_images: int, seen: dict[str, int], progress: ProgressFn) -> None:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return
-    for stage, rx in _LOG_PATTERNS:
-        hits = rx.findall(text)
-        if not hits:
-            continue
-        done = int(hits[-1][0] if isinstance(hits[-1], tuple) else hits[-1])
-        if seen.get(stage) != done:
-            seen[stage] = done
-            progress(stage, min(done, n_images), n_images)
 
 
 # ---------------------------------------------------------------------------------- conversions
@@ -278,18 +148,22 @@ def _interpolate(frames: list[int], known: dict[int, np.ndarray]) -> np.ndarray:
 def solve_camera(frames: list[int], images: ImagesFn, width: int, height: int,
                  options: SolveOptions = SolveOptions(), *, matte: ImagesFn | None = None,
                  work_dir: str | Path | None = None, progress: ProgressFn | None = None,
-                 stage_seconds: dict[str, float] | None = None) -> Solve:
+                 stage_seconds: dict[str, float] | None = None, plate: str | None = None) -> Solve:
     """Solve the plate camera from its pixels.
 
     ``images(frame)`` gives (H, W, 3) float32 scene-linear ACEScg at plate resolution ``width x height``;
-    ``matte(frame)`` (optional) gives (H, W) 0..1 with white on moving things to ignore. Raises
-    :class:`AnalyzeError` with what to give instead when the plate cannot be solved.
+    ``matte(frame)`` (optional) gives (H, W) 0..1 with white on moving things to ignore. The motion class
+    comes from the matches (:mod:`gvfx.analyze.motion_class`); a moving camera is mapped with the retry
+    ladder of :mod:`gvfx.analyze.ladder`. Raises :class:`AnalyzeError` (naming ``plate``) with what to give
+    instead when the plate cannot be solved.
     """
+    from gvfx.analyze.ladder import enough_registered, ladder
+
     frames = [int(f) for f in frames]
     if len(frames) < MIN_FRAMES:
         raise AnalyzeError(f"cannot solve a camera from {len(frames)} frame(s); at least {MIN_FRAMES} are needed",
-                           hint="give a longer frame range, or give the camera (--focal-mm / camera.file) and a "
-                                "depth pass (--depth user --depth-pass)")
+                           path=plate, hint="give a longer frame range, or give the camera (--focal-mm / camera.file) "
+                           "and a depth pass (--depth user --depth-pass)")
     if options.focal_mm is not None and options.focal_mm <= 0:
         raise AnalyzeError(f"focal length {options.focal_mm} mm must be positive", hint="e.g. --focal-mm 35")
     seconds = stage_seconds if stage_seconds is not None else {}
@@ -304,90 +178,151 @@ def solve_camera(frames: list[int], images: ImagesFn, width: int, height: int,
         names = write_proxies(frames, images, work, (pw, ph), matte=matte, progress=progress)
         seconds["proxies"] = time.perf_counter() - t0
         focal_px = None if options.focal_mm is None else options.focal_mm / options.haperture_mm * pw
-        args = {"version": 1, "image_dir": str(work / "images"), "image_names": names, "work_dir": str(work / "colmap"),
+        meta_px = (None if options.metadata_focal_mm is None
+                   else options.metadata_focal_mm / options.haperture_mm * pw)
+        base = {"version": 1, "image_dir": str(work / "images"), "image_names": names, "work_dir": str(work / "colmap"),
                 "out_json": str(work / "colmap" / "result.json"), "out_npz": str(work / "colmap" / "result.npz"),
                 "focal_px": focal_px, "camera_model": options.camera_model,
                 "mask_dir": str(work / "masks") if matte is not None else None,
                 "max_features": options.max_features, "overlap": options.overlap, "num_threads": options.num_threads,
                 "mapping_threads": 1,  # mapping in one thread: no order of thread completion can steer it
                 "max_runtime_s": options.timeout_for(len(frames)) * 0.7, "seed": options.seed}
-        t0 = time.perf_counter()
-        result, arrays = run_worker(args, timeout_s=options.timeout_for(len(frames)), n_images=len(frames),
-                                    progress=progress)
-        seconds["colmap"] = time.perf_counter() - t0
-        for k, v in result.get("seconds", {}).items():
-            seconds[f"colmap_{k}"] = float(v)
-        return _build_solve(frames, names, width, height, (pw, ph), options, result, arrays)
+        rungs = ladder(len(frames), max_features=options.max_features, overlap=options.overlap,
+                       focal_px=focal_px, metadata_focal_px=meta_px)
+        attempts: list[dict] = []
+        best: tuple[dict, dict[str, np.ndarray]] | None = None
+        motion = None
+        t_all = time.perf_counter()
+        for k, rung in enumerate(rungs):
+            t0 = time.perf_counter()
+            result, arrays = run_worker({**base, **rung.args}, timeout_s=options.timeout_for(len(frames)),
+                                        n_images=len(frames), progress=progress)
+            n_reg = len(result.get("images") or {})
+            attempts.append({"try": rung.name, "registered": n_reg, "points": int(len(arrays.get("points_xyz", ()))),
+                             "message": result.get("message", ""), "seconds": round(time.perf_counter() - t0, 3)})
+            log.info("camera solve try %d/%d (%s): %d of %d frames registered, %d points%s", k + 1, len(rungs),
+                     rung.name, n_reg, len(frames), attempts[-1]["points"],
+                     f" ({result['message']})" if result.get("message") else "")
+            for key, v in result.get("seconds", {}).items():
+                seconds[f"colmap_{key}"] = seconds.get(f"colmap_{key}", 0.0) + float(v)
+            if k == 0:
+                motion = _classify(result, arrays, names, plate, seed=options.seed)
+                if motion.kind != "moving":
+                    best = (result, arrays)
+                    break
+            if best is None or n_reg > len(best[0].get("images") or {}):
+                best = (result, arrays)
+            if enough_registered(n_reg, len(frames)) and _baseline(result, arrays, names) >= MIN_BASELINE_RATIO:
+                break
+        seconds["colmap"] = time.perf_counter() - t_all
+        assert best is not None
+        return _build_solve(frames, names, width, height, (pw, ph), options, best[0], best[1], motion=motion,
+                            attempts=attempts, plate=plate)
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
-def _pair_matches(arrays: dict[str, np.ndarray]) -> list:
+def _pair_matches(arrays: dict[str, np.ndarray], prefix: str = "match") -> list:
+    """Per-pair matches from the worker's arrays: ``match`` (verified inliers) or ``raw``."""
     from gvfx.analyze.static import PairMatches
 
-    mp = arrays.get("match_pair", np.zeros((0, 2), np.int32))
+    mp = arrays.get(f"{prefix}_pair", np.zeros((0, 2), np.int32))
     out = []
     if len(mp) == 0:
         return out
     keys, inverse = np.unique(mp, axis=0, return_inverse=True)
     for k, (i, j) in enumerate(keys):
         sel = inverse.ravel() == k
-        out.append(PairMatches(int(i), int(j), arrays["match_uv1"][sel].astype(np.float64),
-                               arrays["match_uv2"][sel].astype(np.float64)))
+        out.append(PairMatches(int(i), int(j), arrays[f"{prefix}_uv1"][sel].astype(np.float64),
+                               arrays[f"{prefix}_uv2"][sel].astype(np.float64)))
     return out
 
 
-def _build_solve(frames: list[int], names: list[str], width: int, height: int, proxy: tuple[int, int],
-                 options: SolveOptions, result: dict, arrays: dict[str, np.ndarray]) -> Solve:
-    from gvfx.analyze.static import motion_stats
+def _classify(result: dict, arrays: dict[str, np.ndarray], names: list[str], plate: str | None, *, seed: int = 0):
+    """The motion class from the first try's matches; a textureless or unmatched plate is an error."""
+    from gvfx.analyze.motion_class import classify_motion
 
-    pw, ph = proxy
-    to_plate = width / pw
     kp = [result["num_keypoints"].get(n, 0) for n in names]
     median_kp = float(np.median(kp)) if kp else 0.0
     if median_kp < MIN_FEATURES:
         raise AnalyzeError(f"the plate is textureless: {median_kp:.0f} features per frame (at least {MIN_FEATURES} "
-                           "needed)", hint="give the camera (--focal-mm for a locked-off shot, or camera.file) "
-                           "and a depth pass (--depth user --depth-pass), or a plate with visible detail")
-    pairs = _pair_matches(arrays)
-    good_pairs = [p for p in pairs if len(p.uv_i) >= 15]
-    if not good_pairs:
-        raise AnalyzeError("no two frames of the plate match each other",
+                           "needed)", path=plate, hint="give the camera (--focal-mm for a locked-off shot, or "
+                           "camera.file) and a depth pass (--depth user --depth-pass), or a plate with visible detail")
+    # raw matches: the verified inliers of a pair COLMAP found planar are a homography's, parallax removed
+    # of the pairs COLMAP verified (the raw matches of frames that do not overlap are noise)
+    verified = [p for p in _pair_matches(arrays) if len(p.uv_i) >= 15]
+    if "raw_pair" in arrays:
+        keep = {(p.i, p.j) for p in verified}
+        verified = [p for p in _pair_matches(arrays, "raw") if (p.i, p.j) in keep]
+    motion = classify_motion(verified, seed=seed)
+    if motion.kind == "unknown":
+        raise AnalyzeError("no two frames of the plate match each other", path=plate,
                            hint="check that the frames are one continuous shot; give the camera instead")
-    stats = motion_stats(good_pairs)
-    log.info("motion: median %.2f px, homography residual %.2f px over %d pairs", stats.median_motion_px,
-             stats.homography_residual_px, stats.pairs_used)
-    warnings: list[str] = []
-    if stats.locked_off:
-        return _static_solve("locked_off", frames, width, height, proxy, options, pairs, stats, warnings)
+    return motion
 
+
+def _baseline(result: dict, arrays: dict[str, np.ndarray], names: list[str]) -> float:
+    """Camera-centre spread over the median point depth of a reconstruction (0 without one)."""
+    images = result.get("images") or {}
+    pts = arrays.get("points_xyz", np.zeros((0, 3)))
+    if len(images) < 2 or len(pts) < 10:
+        return 0.0
+    mats = [colmap_to_cam_to_world(np.asarray(v["R"]), np.asarray(v["t"])) for v in images.values()]
+    centres = np.stack([m[:3, 3] for m in mats])
+    depth = float(np.median(np.concatenate([camera_depths(m, pts) for m in mats[:: max(1, len(mats) // 8)]])))
+    spread = float(np.max(np.linalg.norm(centres - centres.mean(axis=0), axis=1)) * 2)
+    return spread / max(abs(depth), 1e-12)
+
+
+def _failure(n_frames: int, attempts: list[dict], baseline: float, n_reg: int) -> str:
+    """Why a moving camera could not be solved, with every try."""
+    tries = "; ".join(f"{a['try']}: {a['registered']}/{n_frames} frames" for a in attempts)
+    if n_reg == 0:
+        why = "COLMAP found no pair of frames to start a reconstruction from"
+    elif n_reg < max(2, n_frames // 2):
+        why = f"only {n_reg} of {n_frames} frames registered"
+    else:
+        why = f"the solved cameras barely move ({baseline:.4f} of the scene depth)"
+    return (f"the camera solve failed: the matches show parallax (a moving camera, not a nodal one), but {why} "
+            f"after {len(attempts)} tr{'y' if len(attempts) == 1 else 'ies'} ({tries})")
+
+
+def _build_solve(frames: list[int], names: list[str], width: int, height: int, proxy: tuple[int, int],
+                 options: SolveOptions, result: dict, arrays: dict[str, np.ndarray], *, motion=None,
+                 attempts: list[dict] | None = None, plate: str | None = None) -> Solve:
+    pw, ph = proxy
+    to_plate = width / pw
+    if motion is None:
+        motion = _classify(result, arrays, names, plate, seed=options.seed)
+    attempts = attempts if attempts is not None else []
+    warnings: list[str] = []
+    pairs = _pair_matches(arrays)
+    if motion.kind in ("locked_off", "nodal"):
+        solve = _static_solve(motion.kind, frames, width, height, proxy, options, pairs, motion, warnings)
+        solve.motion = motion.describe()
+        solve.attempts = attempts
+        return solve
     images = result.get("images") or {}
     index = {n: k for k, n in enumerate(names)}
-    registered_idx = sorted(index[n] for n in images)
     c2w_colmap = {frames[index[n]]: colmap_to_cam_to_world(np.asarray(v["R"]), np.asarray(v["t"]))
                   for n, v in images.items()}
-    pts = arrays.get("points_xyz", np.zeros((0, 3)))
-    if len(registered_idx) >= 2 and len(pts) >= 10:
-        centres = np.stack([m[:3, 3] for m in c2w_colmap.values()])
-        depth = float(np.median(np.concatenate(
-            [camera_depths(m, pts) for m in list(c2w_colmap.values())[:: max(1, len(c2w_colmap) // 8)]])))
-        spread = float(np.max(np.linalg.norm(centres - centres.mean(axis=0), axis=1)) * 2)
-        baseline = spread / max(abs(depth), 1e-12)
-    else:
-        baseline = 0.0
-    if baseline < MIN_BASELINE_RATIO:
-        if stats.homography_fits or len(registered_idx) < 2:
-            return _static_solve("nodal", frames, width, height, proxy, options, pairs, stats, warnings)
-        raise AnalyzeError(f"the camera solve failed: {len(registered_idx)} of {len(frames)} frames registered, "
-                           f"baseline {baseline:.4f} of the scene depth",
-                           hint="give a longer frame range, a focal length (--focal-mm), or the camera itself")
-    if len(registered_idx) < max(2, len(frames) // 2):
-        raise AnalyzeError(f"only {len(registered_idx)} of {len(frames)} frames registered in the camera solve",
-                           hint="give a focal length (--focal-mm), a matte of moving objects (--matte), "
-                                "or a shorter range")
-    return _moving_solve(frames, names, width, height, proxy, options, result, arrays, c2w_colmap, warnings,
-                         median_kp, to_plate)
+    baseline = _baseline(result, arrays, names)
+    if len(images) < max(2, len(frames) // 2) or baseline < MIN_BASELINE_RATIO:
+        raise AnalyzeError(_failure(len(frames), attempts or [{"try": "default", "registered": len(images)}],
+                                    baseline, len(images)), path=plate,
+                           hint="give the focal length (--focal-mm), a matte of moving objects (--matte), another "
+                                "frame range (--frames), or the camera itself (camera.file); the log of the last "
+                                "try is in the work folder's colmap/colmap.log")
+    if len(attempts) > 1:
+        warnings.append(f"the first camera solve registered {attempts[0]['registered']} of {len(frames)} frames; "
+                        f"solved on try {len(attempts)} ({attempts[-1]['try']})")
+    kp = [result["num_keypoints"].get(n, 0) for n in names]
+    solve = _moving_solve(frames, names, width, height, proxy, options, result, arrays, c2w_colmap, warnings,
+                          float(np.median(kp)) if kp else 0.0, to_plate)
+    solve.motion = motion.describe()
+    solve.attempts = attempts
+    return solve
 
 
 def _moving_solve(frames, names, width, height, proxy, options, result, arrays, c2w_colmap, warnings,
