@@ -31,7 +31,7 @@ NEVER = {
     "ui": {"engines", "jobs", "match", "analyze", "face", "worker", "demo"},
 }
 #: the core modules, so a new module has to be placed in the map deliberately
-CORE = {"gvfx", "gvfx.camera", "gvfx.camera_io", "gvfx.color", "gvfx.comp", "gvfx.config", "gvfx.depth",
+CORE = {"gvfx", "gvfx.camera", "gvfx.camera_io", "gvfx.color", "gvfx.comp", "gvfx.config", "gvfx.depth", "gvfx.depth_ground",
         "gvfx.element", "gvfx.errors", "gvfx.exr", "gvfx.exr.channels", "gvfx.exr.reader", "gvfx.exr.writer",
         "gvfx.exr_info", "gvfx.exr_sequence", "gvfx.limits", "gvfx.names", "gvfx.params",
         "gvfx.preview", "gvfx.probe", "gvfx.sequence", "gvfx.surface"}
