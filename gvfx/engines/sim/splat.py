@@ -201,7 +201,7 @@ def _resample(lo: np.ndarray, k_from: int, pad_from: int, k_to: int, pad_to: int
         f = np.clip(c - i0, 0.0, 1.0)
         shp = [1] * out.ndim
         shp[axis] = n
-        f = f.reshape(shp)
+        f = f.reshape(shp).astype(out.dtype)
         out = np.take(out, i0, axis=axis) * (1 - f) + np.take(out, i0 + 1, axis=axis) * f
     return out
 
@@ -227,7 +227,7 @@ def _blurred_splats(acc: np.ndarray, zflat: np.ndarray, s: Splats, idx: np.ndarr
     for k in levels:
         hl, wl = -(-height // k) + 2 * pad, -(-width // k) + 2 * pad
         if grid is None:
-            lo, zl = np.zeros((4, hl, wl), np.float64), np.full((hl, wl), np.inf, np.float32)
+            lo, zl = np.zeros((4, hl, wl), np.float32), np.full((hl, wl), np.inf, np.float32)
         else:
             lo = _resample(grid, prev_k, pad, k, pad, (hl, wl))
             zl = _resample(zgrid, prev_k, pad, k, pad, (hl, wl), nearest=True)
@@ -263,8 +263,9 @@ def _blurred_splats(acc: np.ndarray, zflat: np.ndarray, s: Splats, idx: np.ndarr
     up = _resample(grid, prev_k, pad, 1, 0, (height, width))
     zu = _resample(zgrid, prev_k, pad, 1, 0, (height, width), nearest=True)
     reached = np.isfinite(zu)  # nothing is added where no splat reaches (Z inf)
+    up *= reached[None]
     for c in range(4):
-        acc[:, c] += np.where(reached, up[c], 0.0).ravel()
+        acc[:, c] += up[c].ravel()
     np.minimum(zflat, zu.ravel(), out=zflat)
 
 
