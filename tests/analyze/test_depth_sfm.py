@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -74,10 +73,8 @@ def test_sfm_depth_matches_ground_truth(shot):
     solve, plates = shot
     be = get_depth_backend("sfm")
     calls = []
-    t0 = time.perf_counter()
     out = list(be.estimate_sequence(FRAMES, lambda f: plates[f][0], solve,
                                     progress=lambda d, t, m: calls.append(d)))
-    per_frame_s = (time.perf_counter() - t0) / len(FRAMES)
     assert [f for f, _, _ in out] == FRAMES and calls == [1, 2, 3]
     for f, z, conf in out:
         zt = plates[f][1]
@@ -88,7 +85,6 @@ def test_sfm_depth_matches_ground_truth(shot):
         sky = ~np.isfinite(zt)
         assert np.mean(np.isinf(z[sky])) >= 0.95 and np.mean(conf[sky] >= 0.5) < 0.01  # bar boundary pixels
         assert np.all(conf[np.isinf(z)] == 0) and 0 <= conf.min() and conf.max() <= 1
-    assert per_frame_s < 2.0  # ~0.15 s measured at 960x540; generous for a shared 2-core machine
 
 
 def test_interpolated_frame_projects_all_points_with_occlusion(shot):

@@ -51,7 +51,6 @@ def test_moving_solve_matches_the_true_camera(moving_solve):
     assert abs(solve.focal_mm / 35.0 - 1) < 0.02, solve.focal_mm
     assert solve.reprojection_error_px < 1.0
     assert solve.track.camera.width == 480 and solve.track.camera.height == 270
-    assert seconds < 60
 
 
 def test_solve_is_y_up_on_the_ground_and_metric(moving_solve):

@@ -95,31 +95,33 @@ def test_light_sources_are_hdr(shot):
 # --- today's floor: looks other work is improving ----------------------------------------------------
 
 def test_explosion_core_brightness_today(shot):
-    """Target: a hot HDR core >> 1.0 scene-linear. Today: peak above 1.2."""
-    assert shot.look("explosion").peak() > 1.2
+    """Target: a hot HDR core >> 1.0 scene-linear. Measured 8.06 at 960x540 (was 1.2 before the
+    volume work): hold it above 4."""
+    assert shot.look("explosion").peak() > 4.0
 
 
 def test_fire_core_brightness_today(shot):
-    """Target: blackbody emission with an HDR core. Today: peak above 1.2."""
-    assert shot.look("fire").peak() > 1.2
+    """Target: blackbody emission with an HDR core. Measured 2.33: hold it above 1.8."""
+    assert shot.look("fire").peak() > 1.8
 
 
 def test_weather_depth_below_ground_today(shot):
-    """Target: nothing below the ground (y >= 0). Today: rain and snow element pixels reach 0.45 m below
-    it (drops seen past the ground's edge carry depths under it); hold them above -0.6 m."""
+    """Target: nothing below the ground (y >= 0). Measured: rain -0.12 m, snow -0.03 m (drops seen
+    past the ground's edge carry depths under it; it was -0.45 m); hold them above -0.2 m."""
     for effect in PARTICLE_WEATHER:
         lk = shot.look(effect)
         ymin = min(float(p[:, 1].min()) for k in range(len(lk.frames)) if len(p := lk.world_points(k)))
-        assert ymin > -0.6, (effect, ymin)
+        assert ymin > -0.2, (effect, ymin)
 
 
 def test_insert_motion_per_frame_today(shot):
-    """Target: a resting object moves < 1 mm a frame. Today the default insert (dropped on the table)
-    still falls and settles in the first frames: its visible centroid moves < 150 mm a frame."""
+    """Target: a resting object moves < 1 mm a frame (met once it lands: tests/engines/sim/test_contact.py,
+    0.0 mm). The look's three frames show the default insert still falling onto the table: its visible
+    centroid moves 40-87 mm a frame (free fall at 24 fps); hold it under 100 mm."""
     lk = shot.look("insert")
     cents = [p.mean(0) for k in range(len(lk.frames)) if len(p := lk.world_points(k, 0.5))]
     assert len(cents) == len(lk.frames)
-    assert float(np.linalg.norm(np.diff(cents, axis=0), axis=1).max()) < 0.15
+    assert float(np.linalg.norm(np.diff(cents, axis=0), axis=1).max()) < 0.10
 
 
 def test_every_effect_is_listed():

@@ -2,7 +2,8 @@
 
 A ``SupportField`` is a layered height field along world up: the fitted ground plane (everywhere, also
 under and behind objects the plate hides it with) plus the up-facing surfaces seen in a few frames of
-plate depth (a table top, a box top), each cell holding up to ``MAX_LAYERS`` heights. ``resolve_contact``
+plate depth (a table top, a box top) and their parts hidden behind what stands on them
+(``hidden_support``), each cell holding up to ``MAX_LAYERS`` heights. ``resolve_contact``
 moves objects onto the highest support below them under their footprint, bounces, rubs, rolls off
 edges where the support really ends, puts slow objects to rest, and never lets anything below the
 ground plane. Conventions are those of ``gvfx.camera`` (world metres, depth Z positive metres).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gvfx.camera import Camera
+from gvfx.engines.sim.hidden_support import fill_hidden_tops
 from gvfx.surface import Plane
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,8 @@ class SupportField:
         ia = np.floor((a - lo[0]) / cell).astype(np.int64)
         ib = np.floor((b - lo[1]) / cell).astype(np.int64)
         layers = _cluster_layers(ia * nb + ib, h, na * nb, max(0.02, 3.0 * cell), min_points)
-        field = cls(up, ground, layers.reshape(na, nb, MAX_LAYERS), lo, cell)
+        layers, _ = fill_hidden_tops(layers.reshape(na, nb, MAX_LAYERS), lo, cell, up, e1, e2, views)
+        field = cls(up, ground, layers, lo, cell)
         log.info("support: %d x %d cells of %.3f m, %d raised cells", na, nb, cell,
                  int(np.isfinite(field.layers[..., 0]).sum()))
         return field
