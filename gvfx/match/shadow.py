@@ -134,13 +134,20 @@ def estimate_light_dir(plate_rgb: np.ndarray, plate_z: np.ndarray | None, camera
 
 def _part_sizes_px(vis: np.ndarray) -> np.ndarray:
     """(H, W) float: per element pixel, twice the inscribed radius (px) of its connected part (0 outside)."""
-    labels, n = ndimage.label(vis)
-    if n == 0:
-        return np.zeros(vis.shape, np.float32)
-    edt = ndimage.distance_transform_edt(vis)
-    thick = np.asarray(ndimage.maximum(edt, labels, index=np.arange(1, n + 1)), np.float32)
     out = np.zeros(vis.shape, np.float32)
-    out[vis] = 2.0 * thick[labels[vis] - 1]
+    rows, cols = np.flatnonzero(vis.any(axis=1)), np.flatnonzero(vis.any(axis=0))
+    if rows.size == 0:
+        return out
+    # on the parts' box plus a ring of background: the same distances as on the whole frame
+    h, w = vis.shape
+    box = (slice(max(0, rows[0] - 1), min(h, rows[-1] + 2)), slice(max(0, cols[0] - 1), min(w, cols[-1] + 2)))
+    v = vis[box]
+    labels, n = ndimage.label(v)
+    edt = ndimage.distance_transform_edt(v)
+    lab = labels[v]
+    thick = np.zeros(n + 1, np.float64)
+    np.maximum.at(thick, lab, edt[v])  # per part (ndimage.maximum sorts the whole frame: 10x slower)
+    out[box][v] = 2.0 * thick[lab].astype(np.float32)
     return out
 
 

@@ -35,7 +35,7 @@ _PRESETS: dict[str, dict] = {
     "dust": dict(count=1500, emit_frames=12, speed_mps=1.5, spread_deg=80.0, lifetime_s=4.0,
                  particle_size_m=0.08, drag=3.0, turbulence_mps=0.4, restitution=0.0, friction=0.8,
                  intensity=0.6, substeps=2),
-    "rain": dict(count=4000, emit_frames=0, speed_mps=0.0, spread_deg=3.0, lifetime_s=4.0,
+    "rain": dict(count=6000, emit_frames=0, speed_mps=0.0, spread_deg=3.0, lifetime_s=4.0,
                  particle_size_m=0.0015, drag=1.1, turbulence_mps=0.2, restitution=0.0, friction=1.0,
                  intensity=1.0, substeps=4),
     "snow": dict(count=1500, emit_frames=0, speed_mps=0.0, spread_deg=10.0, lifetime_s=600.0,

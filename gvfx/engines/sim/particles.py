@@ -267,8 +267,9 @@ def render(spec: ElementSpec, ctx: PlateContext, anchor: Anchor, frame: int, cac
     rgb, alpha, radius_px, angle, aspect = _appearance(spec, p, ctx, times, age, attrs, radius_px)
     if spec.effect in WEATHER:
         if spec.effect == "rain":
-            refr, med = _rain_light(ctx, frame, uv)
-            rgb = RAIN_TINT * (float(p["intensity"]) * RAIN_GAIN * med + refr)[..., None]
+            refr, key = _rain_light(ctx, frame, uv)
+            glint = float(p["intensity"]) * RAIN_GAIN * key * rain_catch(spec.seed, len(base["kind"]))[keep]
+            rgb = RAIN_TINT * (glint[None, :] + refr)[..., None]
         alpha, radius_px = _near_defocus(p, ctx, anchor, times, z, alpha, radius_px)
     sp = splat.streaks(uv, z, rgb, alpha, radius_px, valid, angle, aspect)
     emissive = spec.effect == "sparks"
@@ -309,20 +310,29 @@ def _near_defocus(p: dict, ctx: PlateContext, anchor: Anchor, times: np.ndarray,
 
 def _rain_light(ctx: PlateContext, frame: int, uv: np.ndarray) -> tuple[np.ndarray, float]:
     """The plate refracted through each drop, (S, M) luminance (the blurred plate above it, never
-    darker than the blurred plate behind it), and the plate's median luminance that scales the glint.
-    Without a plate image: a mid-grey guess (0.18) for both."""
+    darker than the blurred plate behind it), and the plate's key level the glints scale with: the
+    RAIN_KEY_PERCENTILE of the blurred plate's luminance (its sky or key-lit surfaces), at least its
+    median. Without a plate image: a mid-grey guess (0.18) for both."""
     if ctx.image is None:
         return np.full(uv.shape[:2], 0.18), 0.18
     img = np.nan_to_num(np.asarray(ctx.image(_plate_frame(ctx, frame)), np.float32)[..., :3], nan=0.0,
                         posinf=0.0, neginf=0.0)
     lum = img @ np.array([0.2722, 0.6741, 0.0537], np.float32)
-    med = max(float(np.median(lum[::4, ::4])), 1e-4)
     small, k = _blurred(lum, 8)
+    med = max(float(np.median(small)), 1e-4)
+    key = max(float(np.percentile(small, RAIN_KEY_PERCENTILE)), med)
     h, w = lum.shape
     up = 0.05 * h
     behind = _bilinear(small, uv[..., 0] / k, uv[..., 1] / k)
     above = _bilinear(small, uv[..., 0] / k, (uv[..., 1] - up) / k)
-    return np.maximum(behind, above), med
+    return np.maximum(behind, above), key
+
+
+def rain_catch(seed: int, n: int) -> np.ndarray:
+    """(n,) how much of the key light each drop of the pool catches (its orientation to the light and
+    the camera): exponential with mean 1, fixed per drop for the shot (no flicker), so most streaks are
+    faint and a few glint."""
+    return np.random.default_rng([int(seed), 0x7261696E]).exponential(1.0, n)
 
 
 def _blurred(img: np.ndarray, k: int) -> tuple[np.ndarray, int]:
@@ -412,11 +422,12 @@ def _appearance(spec: ElementSpec, p: dict, ctx: PlateContext, times: np.ndarray
     return np.asarray(rgb, np.float64), alpha, radius_px, angle, aspect
 
 
-#: Rain drops: peak opacity, hue of the caught light, and the gain that makes ``intensity`` 1 a streak
-#: core about +0.4x the plate's median brightness (tuned on the demo plate).
+#: Rain drops: peak opacity, hue of the caught light, and the glint of a drop of mean catch in multiples
+#: of the plate's key level at ``intensity`` 1 (tuned on the demo plate at 960x540: docs/particles.md).
 RAIN_ALPHA = 0.25
 RAIN_TINT = np.array([0.96, 0.99, 1.04])
-RAIN_GAIN = 3.5
+RAIN_GAIN = 6.0
+RAIN_KEY_PERCENTILE = 99.0
 
 _LOOK_CACHE: dict[str, object] = {}
 

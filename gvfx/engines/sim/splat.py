@@ -17,6 +17,12 @@ MAX_RADIUS_PX = 24
 #: Streak sub-points per pixel of screen motion.
 STREAK_DENSITY = 1.0
 MAX_STREAK_POINTS = 96
+#: Gaussian splats reaching further than this (px) are deposited on a coarse grid (1, 2, 4 or 8 px cells,
+#: so the blur is 1.5-3 cells wide) and blurred there, one separable gaussian per size band, instead of
+#: drawn pixel by pixel: a defocused rain drop costs the same as a sharp one.
+BLUR_REACH_PX = 6
+#: width ratio of the size bands of blurred splats (a splat's sigma is within +-10% of its band's)
+BLUR_BAND_RATIO = 1.2
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,11 @@ def rasterize(splats: Splats, width: int, height: int, *, emissive: bool = False
     reach = np.clip(reach, 1, MAX_RADIUS_PX + 2)
     acc = np.zeros((height * width, 4), np.float64)
     zflat = zbuf.reshape(-1)
-    for rad in np.unique(reach):
-        sel = np.flatnonzero(reach == rad)
+    wide = np.zeros(n, bool) if quads else reach > BLUR_REACH_PX
+    if wide.any():
+        _blurred_splats(acc, zflat, splats, np.flatnonzero(wide), cover, sigma, width, height)
+    for rad in np.unique(reach[~wide]):
+        sel = np.flatnonzero((reach == rad) & ~wide)
         oy, ox = np.mgrid[-rad:rad + 1, -rad:rad + 1]
         ox, oy = ox.ravel(), oy.ravel()
         u, v = splats.uv[sel, 0], splats.uv[sel, 1]
@@ -176,6 +185,90 @@ def rasterize(splats: Splats, width: int, height: int, *, emissive: bool = False
     return rgba, zbuf
 
 
+def _resample(lo: np.ndarray, k_from: int, pad_from: int, k_to: int, pad_to: int, shape: tuple[int, int],
+              nearest: bool = False) -> np.ndarray:
+    """A (..., h, w) grid of ``k_from``-px cells (``pad_from`` cells of margin) resampled onto the grid of
+    ``k_to``-px cells with ``pad_to`` margin and ``shape`` cells: bilinear (or nearest), separably."""
+    out = lo
+    for axis, n in ((-2, shape[0]), (-1, shape[1])):
+        centre = (np.arange(n) - pad_to + 0.5) * k_to  # full-res coordinate of each target cell centre
+        c = centre / k_from - 0.5 + pad_from
+        size = out.shape[axis]
+        if nearest:
+            out = np.take(out, np.clip(np.floor(c + 0.5).astype(np.intp), 0, size - 1), axis=axis)
+            continue
+        i0 = np.clip(np.floor(c).astype(np.intp), 0, size - 2)
+        f = np.clip(c - i0, 0.0, 1.0)
+        shp = [1] * out.ndim
+        shp[axis] = n
+        f = f.reshape(shp).astype(out.dtype)
+        out = np.take(out, i0, axis=axis) * (1 - f) + np.take(out, i0 + 1, axis=axis) * f
+    return out
+
+
+def _blurred_splats(acc: np.ndarray, zflat: np.ndarray, s: Splats, idx: np.ndarray, cover: np.ndarray,
+                    sigma: np.ndarray, width: int, height: int) -> None:
+    """Add the wide gaussian splats ``idx`` to ``acc`` (H*W, 4: a*rgb, a) and ``zflat`` (nearest Z).
+
+    Each size band's splats are deposited bilinearly on a grid of k-px cells (k a power of two, the
+    band's sigma 1.5-3 cells), blurred there by the band's sigma (less the deposit's and the upsample's
+    own spread); the grids are added coarse to fine, each upsampled bilinearly into the next, so the full
+    frame is touched once. Z is the nearest splat within 3 sigma; the footprint is a gaussian cut at
+    3 sigma (1% of its peak) carrying the splat's whole mass alpha * cover."""
+    from scipy import ndimage
+
+    band = np.floor(np.log(sigma[idx]) / np.log(BLUR_BAND_RATIO)).astype(np.intp)
+    sig_b = BLUR_BAND_RATIO ** (band + 0.5)
+    cell = (2 ** np.floor(np.log2(np.maximum(sig_b / 1.5, 1.0)))).astype(np.intp)
+    pad = 14  # cells of margin: 3 sigma of the widest band of a level (< 3 cells) plus the deposit
+    levels = sorted({int(c) for c in cell}, reverse=True)
+    grid = zgrid = None
+    prev_k = 0
+    for k in levels:
+        hl, wl = -(-height // k) + 2 * pad, -(-width // k) + 2 * pad
+        if grid is None:
+            lo, zl = np.zeros((4, hl, wl), np.float32), np.full((hl, wl), np.inf, np.float32)
+        else:
+            lo = _resample(grid, prev_k, pad, k, pad, (hl, wl))
+            zl = _resample(zgrid, prev_k, pad, k, pad, (hl, wl), nearest=True)
+        in_k = cell == k
+        for b in np.unique(band[in_k]):
+            sel = idx[in_k & (band == b)]
+            cu = s.uv[sel, 0] / k - 0.5 + pad
+            cv = s.uv[sel, 1] / k - 0.5 + pad
+            ok = (cu >= 0) & (cu < wl - 1) & (cv >= 0) & (cv < hl - 1)
+            if not ok.any():
+                continue
+            sel, cu, cv = sel[ok], cu[ok], cv[ok]
+            x0, y0 = np.floor(cu).astype(np.intp), np.floor(cv).astype(np.intp)
+            fx, fy = cu - x0, cv - y0
+            m = s.alpha[sel] * cover[sel] / (k * k)
+            vals = np.concatenate([s.rgb[sel] * m[:, None], m[:, None]], axis=1)  # (M, 4)
+            flat = np.concatenate([(y0 + dy) * wl + x0 + dx for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))])
+            wgt = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
+            vv = np.tile(vals, (4, 1)) * wgt[:, None]
+            sb = float(BLUR_BAND_RATIO ** (b + 0.5)) / k
+            # the bilinear deposit and the bilinear upsample each spread a point by ~1/6 cell^2 per axis
+            sb_blur = np.sqrt(max(sb * sb - 1.0 / 3.0, 0.25))
+            for c in range(4):
+                dep = np.bincount(flat, weights=vv[:, c], minlength=hl * wl).reshape(hl, wl)
+                lo[c] += ndimage.gaussian_filter(dep, sb_blur, mode="constant", truncate=3.0)
+            zd = np.full(hl * wl, np.inf, np.float32)
+            np.minimum.at(zd, np.floor(cv + 0.5).astype(np.intp) * wl + np.floor(cu + 0.5).astype(np.intp),
+                          s.z[sel].astype(np.float32))
+            r3 = int(np.ceil(3.0 * sb))
+            zl = np.minimum(zl, ndimage.minimum_filter(zd.reshape(hl, wl), size=2 * r3 + 1, mode="constant",
+                                                       cval=np.inf))
+        grid, zgrid, prev_k = lo, zl, k
+    up = _resample(grid, prev_k, pad, 1, 0, (height, width))
+    zu = _resample(zgrid, prev_k, pad, 1, 0, (height, width), nearest=True)
+    reached = np.isfinite(zu)  # nothing is added where no splat reaches (Z inf)
+    up *= reached[None]
+    for c in range(4):
+        acc[:, c] += up[c].ravel()
+    np.minimum(zflat, zu.ravel(), out=zflat)
+
+
 def glow(rgba: np.ndarray, z: np.ndarray, strength: float, size_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Add a glow to an emissive render: ``strength`` times its light spread by two gaussians
     (``size_px`` and 3 ``size_px`` sigma, 60/40), added to rgb with no alpha (glow is light, it hides
@@ -185,17 +278,30 @@ def glow(rgba: np.ndarray, z: np.ndarray, strength: float, size_px: float) -> tu
 
     if strength <= 0 or size_px <= 0:
         return rgba, z
-    rgb = rgba[..., :3].astype(np.float32)
+    # the filters run on the box of the emitters grown by the kernels' reach: outside it the glow is 0
+    # and inside it the result is the whole frame's, to the bit (constant-mode edges are zeros either way)
+    reach = int(np.ceil(9.0 * size_px))
+    zr = min(reach, 64)
+    pad = int(3.0 * size_px + 0.5) + int(3.0 * np.sqrt(8.0) * size_px + 0.5) + zr + 1
+    mask = np.any(rgba[..., :3] != 0, axis=-1) | np.isfinite(z)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return rgba, z
+    h, w = mask.shape
+    box = (slice(max(0, rows[0] - pad), min(h, rows[-1] + pad + 1)),
+           slice(max(0, cols[0] - pad), min(w, cols[-1] + pad + 1)))
+    rgb = rgba[box][..., :3].astype(np.float32)
     g = np.empty_like(rgb)
     for c in range(3):
         near = ndimage.gaussian_filter(rgb[..., c], size_px, mode="constant", truncate=3.0)
         far = ndimage.gaussian_filter(near, np.sqrt(8.0) * size_px, mode="constant", truncate=3.0)
         g[..., c] = 0.6 * near + 0.4 * far
     out = rgba.copy()
-    out[..., :3] += np.float32(strength) * g
-    reach = int(np.ceil(9.0 * size_px))
+    out[box][..., :3] += np.float32(strength) * g
     if np.isfinite(z).any():
-        zs = ndimage.minimum_filter(z, size=2 * min(reach, 64) + 1, mode="nearest")
-        lit = (g.max(axis=-1) > 0) & ~np.isfinite(z)
-        z = np.where(lit, zs, z).astype(np.float32)
+        zb = z[box]
+        zs = ndimage.minimum_filter(zb, size=2 * zr + 1, mode="nearest")
+        lit = (g.max(axis=-1) > 0) & ~np.isfinite(zb)
+        z = z.copy()
+        z[box] = np.where(lit, zs, zb).astype(np.float32)
     return out, z
